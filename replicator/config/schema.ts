@@ -1,0 +1,117 @@
+// The replicator's configuration: one zod schema is the type, the validator and the reference
+// (README "Configuration reference" mirrors it). Defaults live here and nowhere else.
+import { z } from 'zod';
+
+const port = z.number().int().min(1).max(65535);
+const hostPort = z
+  .string()
+  .regex(/^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9._-]+):\d{1,5}$/, 'expected host:port, e.g. 10.0.0.5:5353 or [::1]:5353');
+const name = z
+  .string()
+  .regex(/^[a-z0-9]([a-z0-9-]{0,30}[a-z0-9])?$/, 'use 1-32 lowercase letters, digits or dashes, e.g. aws');
+
+export const peerSchema = z.strictObject({
+  /** Member id of the peer replicator (cluster/instance); informational for static peers. */
+  cluster: name,
+  instance: z.string().min(1).max(63).optional(),
+  address: z.string().min(1),
+  port,
+});
+
+export const replicatorConfigSchema = z.strictObject({
+  /** The cloud/cluster this replicator runs in: aws, gcp, azure or any short name. */
+  cluster: name,
+  /** This replicator's id inside its cluster (the pod name in Kubernetes). Defaults to the cluster name. */
+  instance: z
+    .string()
+    .regex(/^[A-Za-z0-9._-]{1,63}$/, 'use 1-63 letters, digits, dots, dashes or underscores')
+    .optional(),
+  /** Namespace of this mesh in etcd: several meshes can share one etcd. */
+  mesh: name.default('default'),
+  ingress: z
+    .strictObject({
+      ports: z.array(port).min(1).max(16).default([7001]),
+      /** Addresses to bind; "::" listens on IPv6 (and IPv4-mapped where the OS allows). */
+      addresses: z.array(z.string().min(1)).min(1).default(['0.0.0.0']),
+      /** Largest datagram accepted; larger ones are dropped and counted, never truncated. */
+      maxPayloadBytes: z.number().int().min(1).max(65000).default(1400),
+      maxSessions: z.number().int().min(1).max(10_000_000).default(100_000),
+      sessionIdleTimeoutMs: z.number().int().min(100).max(86_400_000).default(60_000),
+      /** reply: one upstream socket per session relays backend replies; oneway: telemetry/syslog, no replies. */
+      mode: z.enum(['reply', 'oneway']).default('reply'),
+    })
+    .prefault({}),
+  replication: z
+    .strictObject({
+      address: z.string().min(1).default('0.0.0.0'),
+      port: port.default(7946),
+      /** Address peers should send to (the interconnect address); defaults to address, or 127.0.0.1 for 0.0.0.0. */
+      advertiseAddress: z.string().min(1).optional(),
+      /** Port peers should send to; differs from port behind a NAT or a test proxy. Defaults to port. */
+      advertisePort: port.optional(),
+      /** Per-peer retransmit buffer bound; beyond it the oldest unacknowledged datagrams are dropped and counted. */
+      retransmitBufferBytes: z
+        .number()
+        .int()
+        .min(64 * 1024)
+        .max(4 * 1024 * 1024 * 1024)
+        .default(64 * 1024 * 1024),
+      /** Largest replication frame on the wire (fits a 1500-byte path with IP/UDP headers). */
+      maxFrameBytes: z.number().int().min(512).max(65000).default(1472),
+      /** Static peers, merged with the members discovered in etcd (used when etcd is unreachable at start). */
+      peers: z.array(peerSchema).default([]),
+    })
+    .prefault({}),
+  delivery: z
+    .strictObject({
+      /** Local service endpoints as host:port; sessions spread over them by consistent hashing. */
+      backends: z.array(hostPort).default([]),
+      /** Or a DNS name:port resolving to several addresses (a headless Service), re-resolved periodically. */
+      dns: hostPort.optional(),
+      dnsRefreshMs: z.number().int().min(500).max(3_600_000).default(10_000),
+      /** Datagrams held per origin while waiting for a gap to fill. */
+      reorderBufferDatagrams: z.number().int().min(16).max(1_000_000).default(8192),
+      /** A gap that does not fill within this time is skipped and counted. */
+      gapTimeoutMs: z.number().int().min(10).max(600_000).default(2000),
+    })
+    .prefault({})
+    .refine((d) => d.backends.length > 0 || d.dns !== undefined, {
+      message: 'set delivery.backends (e.g. ["127.0.0.1:5353"]) or delivery.dns (e.g. "echo.svc:5353")',
+      path: ['backends'],
+    }),
+  etcd: z
+    .strictObject({
+      endpoints: z.array(z.string().url('expected a URL such as http://127.0.0.1:2379')).min(1),
+      leaseTtlSeconds: z.number().int().min(2).max(300).default(10),
+      dialTimeoutMs: z.number().int().min(100).max(60_000).default(3000),
+      tls: z
+        .strictObject({
+          caFile: z.string().min(1),
+          certFile: z.string().min(1).optional(),
+          keyFile: z.string().min(1).optional(),
+        })
+        .optional(),
+    })
+    .optional(),
+  metrics: z
+    .strictObject({
+      address: z.string().min(1).default('0.0.0.0'),
+      port: port.default(9100),
+    })
+    .prefault({}),
+  log: z
+    .strictObject({
+      level: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
+    })
+    .prefault({}),
+  drain: z
+    .strictObject({
+      /** On SIGTERM: stop taking new sessions, retransmit until every peer acknowledged or this deadline. */
+      deadlineMs: z.number().int().min(0).max(600_000).default(10_000),
+    })
+    .prefault({}),
+});
+
+export type ReplicatorConfigInput = z.input<typeof replicatorConfigSchema>;
+export type ReplicatorConfig = z.output<typeof replicatorConfigSchema>;
+export type PeerConfig = z.output<typeof peerSchema>;

@@ -1,0 +1,42 @@
+// The etcd key layout, in one place. Members are leased (they vanish with their replicator); epochs are
+// not (they must outlive every incarnation); dynamic config is written by operators or the platform.
+export const keys = {
+  root: (mesh: string) => `/udpmesh/${mesh}/`,
+  membersPrefix: (mesh: string) => `/udpmesh/${mesh}/members/`,
+  member: (mesh: string, cluster: string, instance: string) => `/udpmesh/${mesh}/members/${cluster}/${instance}`,
+  epoch: (mesh: string, cluster: string, instance: string) => `/udpmesh/${mesh}/epochs/${cluster}/${instance}`,
+  /** Global dynamic config; `${configPrefix}/<cluster>` overrides it for one cluster. */
+  config: (mesh: string) => `/udpmesh/${mesh}/config`,
+  clusterConfig: (mesh: string, cluster: string) => `/udpmesh/${mesh}/config/${cluster}`,
+};
+
+export interface MemberRecord {
+  id: string;
+  cluster: string;
+  instance: string;
+  /** Replication endpoint peers send to. */
+  address: string;
+  port: number;
+  ingressPorts: number[];
+  metricsPort: number;
+  epoch: number;
+  startedAt: string;
+}
+
+export function parseMemberRecord(value: string): MemberRecord | undefined {
+  try {
+    const v = JSON.parse(value) as Partial<MemberRecord>;
+    if (
+      typeof v.id === 'string' &&
+      typeof v.cluster === 'string' &&
+      typeof v.address === 'string' &&
+      typeof v.port === 'number' &&
+      typeof v.epoch === 'number'
+    ) {
+      return v as MemberRecord;
+    }
+  } catch {
+    /* fall through: a malformed record is ignored, not fatal */
+  }
+  return undefined;
+}

@@ -1,0 +1,233 @@
+// One inbound replication stream (one origin replicator, one epoch) at a receiver: dedupes by the bitmap
+// window, delivers each session's datagrams in order, holds out-of-order ones in a bounded reorder buffer,
+// and skips a gap that never fills. Pure: delivery is a callback, time is passed in.
+//
+// The ordering rule: a datagram is deliverable when it is its session's next, or when every stream
+// position below it is settled (received or skipped). The origin appends a session's datagrams in order,
+// so once the stream prefix is settled its session predecessors can never arrive any more: holding it
+// longer would only add latency. A receiver that started mid-stream (restart) needs no session history.
+import type { DataRecord } from '../protocol/frame.ts';
+import { ReceiveWindow, WindowVerdict } from '../protocol/receiveWindow.ts';
+
+export interface InboundOptions {
+  windowSize: number;
+  reorderLimit: number;
+  gapTimeoutMs: number;
+}
+
+export interface InboundCounters {
+  received: number;
+  delivered: number;
+  duplicates: number;
+  beyondWindow: number;
+  /** Positions settled by a timed-out gap: lost for good at this receiver. */
+  gapTimeoutSkipped: number;
+  /** Positions the sender gave up on (its backlog bound) and told us to skip via its low-water mark. */
+  senderSkipped: number;
+  /** Gaps forced closed because the reorder buffer was full. */
+  reorderOverflowSkipped: number;
+  late: number;
+}
+
+export type Deliver = (session: number, seq: number, payload: Buffer) => void;
+
+interface Cursor {
+  next: number;
+  lastSeen: number;
+  /** seq -> stream position of datagrams waiting for this session's turn. */
+  waiting?: Map<number, number>;
+}
+
+interface Pending {
+  session: number;
+  seq: number;
+  payload: Buffer;
+}
+
+export class InboundStream {
+  readonly window: ReceiveWindow;
+  readonly counters: InboundCounters = {
+    received: 0,
+    delivered: 0,
+    duplicates: 0,
+    beyondWindow: 0,
+    gapTimeoutSkipped: 0,
+    senderSkipped: 0,
+    reorderOverflowSkipped: 0,
+    late: 0,
+  };
+  private readonly cursors = new Map<number, Cursor>();
+  private readonly pending = new Map<number, Pending>();
+  /** Gaps in arrival order: [from, to, detectedAt]; ascending positions since `highest` only grows. */
+  private gaps: Array<[number, number, number]> = [];
+  private gapHead = 0;
+  /** New positions since the last ACK, and whether an ACK is owed now (gap, duplicate). */
+  unacked = 0;
+  ackUrgent = false;
+  lastActivity: number;
+
+  constructor(
+    readonly origin: string,
+    readonly epoch: number,
+    startPos: number,
+    private readonly opts: InboundOptions,
+    private readonly deliver: Deliver,
+    now: number,
+  ) {
+    this.window = new ReceiveWindow(opts.windowSize, startPos);
+    this.lastActivity = now;
+  }
+
+  get pendingCount(): number {
+    return this.pending.size;
+  }
+
+  get sessionCount(): number {
+    return this.cursors.size;
+  }
+
+  receive(rec: DataRecord, now: number): void {
+    this.lastActivity = now;
+    const s = rec.streamSeq;
+    const verdict = this.window.check(s);
+    if (verdict === WindowVerdict.Duplicate) {
+      this.counters.duplicates++;
+      this.ackUrgent = true; // our ACK was probably lost: repeat it
+      return;
+    }
+    if (verdict === WindowVerdict.Beyond) {
+      this.counters.beyondWindow++;
+      return;
+    }
+    this.counters.received++;
+    this.unacked++;
+    const highestBefore = this.window.highest;
+    if (s > highestBefore + 1) {
+      this.gaps.push([highestBefore + 1, s - 1, now]);
+      this.ackUrgent = true; // tell the sender early so it retransmits fast
+    }
+    const b0 = this.window.base;
+    this.window.mark(s);
+    const cursor = this.cursors.get(rec.session);
+    if (cursor && rec.seq < cursor.next) {
+      this.counters.late++;
+    } else if ((cursor ? rec.seq === cursor.next : rec.seq === 0) || s < this.window.base) {
+      this.deliverNow(rec.session, rec.seq, rec.payload, now);
+    } else {
+      const c = cursor ?? this.newCursor(rec.session, now);
+      (c.waiting ??= new Map()).set(rec.seq, s);
+      this.pending.set(s, { session: rec.session, seq: rec.seq, payload: rec.payload });
+      if (this.pending.size > this.opts.reorderLimit) this.forceGap(now);
+    }
+    if (this.window.base > b0 && this.pending.size > 0) this.release(b0, this.window.base, now);
+  }
+
+  /** The sender will never resend below lowWater: settle that prefix. */
+  applyLowWater(lowWater: number, now: number): void {
+    if (lowWater <= this.window.base) return;
+    const b0 = this.window.base;
+    this.counters.senderSkipped += this.window.skipTo(lowWater);
+    this.release(b0, this.window.base, now);
+  }
+
+  /** Skips gaps older than the gap timeout. Returns how many positions were skipped. */
+  expireGaps(now: number): number {
+    let skipped = 0;
+    while (this.gapHead < this.gaps.length) {
+      const [, to, at] = this.gaps[this.gapHead];
+      if (to < this.window.base) {
+        this.gapHead++;
+        continue;
+      }
+      if (now - at < this.opts.gapTimeoutMs) break;
+      const b0 = this.window.base;
+      const n = this.window.skipTo(to + 1);
+      skipped += n;
+      this.counters.gapTimeoutSkipped += n;
+      this.gapHead++;
+      this.release(b0, this.window.base, now);
+    }
+    if (this.gapHead > 1024 && this.gapHead * 2 > this.gaps.length) {
+      this.gaps = this.gaps.slice(this.gapHead);
+      this.gapHead = 0;
+    }
+    return skipped;
+  }
+
+  /** Forgets idle sessions with nothing waiting. */
+  sweepSessions(now: number, idleMs: number): void {
+    for (const [id, c] of this.cursors) {
+      if (now - c.lastSeen > idleMs && !(c.waiting && c.waiting.size > 0)) this.cursors.delete(id);
+    }
+  }
+
+  private newCursor(session: number, now: number): Cursor {
+    const c: Cursor = { next: 0, lastSeen: now };
+    this.cursors.set(session, c);
+    return c;
+  }
+
+  private deliverNow(session: number, seq: number, payload: Buffer, now: number): void {
+    const c = this.cursors.get(session) ?? this.newCursor(session, now);
+    c.next = seq + 1;
+    c.lastSeen = now;
+    this.counters.delivered++;
+    this.deliver(session, seq, payload);
+    // Datagrams of this session that were waiting for exactly this one can follow now.
+    const w = c.waiting;
+    if (w && w.size > 0) {
+      let pos = w.get(c.next);
+      while (pos !== undefined) {
+        const p = this.pending.get(pos)!;
+        w.delete(c.next);
+        this.pending.delete(pos);
+        c.next = p.seq + 1;
+        this.counters.delivered++;
+        this.deliver(session, p.seq, p.payload);
+        pos = w.get(c.next);
+      }
+    }
+  }
+
+  /** Positions [from, to) became settled: held datagrams among them are deliverable, in stream order. */
+  private release(from: number, to: number, now: number): void {
+    if (this.pending.size === 0) return;
+    if (to - from <= this.pending.size * 4) {
+      for (let s = from; s < to; s++) {
+        const p = this.pending.get(s);
+        if (p) this.releaseOne(s, p, now);
+      }
+    } else {
+      const ready = [...this.pending.keys()].filter((s) => s < to).sort((a, b) => a - b);
+      for (const s of ready) {
+        const p = this.pending.get(s);
+        if (p) this.releaseOne(s, p, now);
+      }
+    }
+  }
+
+  private releaseOne(pos: number, p: Pending, now: number): void {
+    this.pending.delete(pos);
+    const c = this.cursors.get(p.session);
+    c?.waiting?.delete(p.seq);
+    if (c && p.seq < c.next) {
+      this.counters.late++;
+      return;
+    }
+    this.deliverNow(p.session, p.seq, p.payload, now);
+  }
+
+  /** The reorder buffer is full: give up on the oldest gap now rather than grow without bound. */
+  private forceGap(now: number): void {
+    const b0 = this.window.base;
+    const n = this.window.skipGap();
+    this.counters.reorderOverflowSkipped += n;
+    this.release(b0, this.window.base, now);
+  }
+
+  /** Fields for the next ACK frame. */
+  ackState(maxRanges: number): { base: number; largest: number; ranges: Array<[number, number]> } {
+    const largest = Math.max(0, this.window.highest, this.window.base - 1);
+    return { base: this.window.base, largest, ranges: this.window.ranges(maxRanges) };
+  }
+}

@@ -1,0 +1,23 @@
+// A client session at the ingress: one client address on one ingress socket. Its datagrams get
+// positions (origin, epoch, session, seq); in reply mode it owns an upstream socket so the backend's
+// replies come back to this session alone (as nginx and Envoy do).
+import type { Socket } from 'node:dgram';
+import type { PeerLink } from '../replication/peerLink.ts';
+import type { Backend } from '../delivery/backendPool.ts';
+import type { TableEntry } from './sessionTable.ts';
+
+export interface ClientSession extends TableEntry {
+  id: number;
+  address: string;
+  port: number;
+  /** The ingress socket the client talks to: replies leave from it. */
+  listener: Socket;
+  nextSeq: number;
+  /** Consistent-hash key shared by every cluster for this session. */
+  hashKey: number;
+  upstream: Socket | undefined;
+  backend: Backend | undefined;
+  backendVersion: number;
+  targets: PeerLink[];
+  targetsVersion: number;
+}

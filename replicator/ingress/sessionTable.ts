@@ -1,0 +1,121 @@
+// Bounded table of client sessions with idle expiry. Two segments, as in a 2Q/segmented LRU: a session
+// starts in probation and is promoted once it proves itself (a second datagram or a reply). When the table
+// is full the oldest probation session goes first, so a flood of new (possibly spoofed) sources cannot
+// push out established sessions. Pure bookkeeping: sockets are closed by the onEvict callback.
+
+export interface TableEntry {
+  readonly key: string;
+  lastSeen: number;
+  /** When the entry last moved to the tail of its segment (moves are rate-limited to keep touch() cheap). */
+  refreshedAt: number;
+  datagrams: number;
+  established: boolean;
+}
+
+export type EvictReason = 'idle' | 'capacity' | 'closed';
+
+export class SessionTable<E extends TableEntry> {
+  private readonly probation = new Map<string, E>();
+  private readonly established = new Map<string, E>();
+  /** Map order follows refreshedAt; an entry is moved at most once per refreshMs. */
+  private readonly refreshMs: number;
+
+  constructor(
+    public maxSessions: number,
+    public idleMs: number,
+    private readonly onEvict: (entry: E, reason: EvictReason) => void,
+  ) {
+    this.refreshMs = Math.max(1, Math.floor(idleMs / 8));
+  }
+
+  get size(): number {
+    return this.probation.size + this.established.size;
+  }
+
+  get establishedCount(): number {
+    return this.established.size;
+  }
+
+  get(key: string): E | undefined {
+    return this.established.get(key) ?? this.probation.get(key);
+  }
+
+  /** Inserts a new entry, evicting one first when full. Returns the evicted entry's reason or undefined. */
+  add(entry: E, now: number): void {
+    if (this.get(entry.key)) throw new Error(`session ${entry.key} already present`);
+    while (this.size >= this.maxSessions) this.evictOne();
+    entry.lastSeen = now;
+    entry.refreshedAt = now;
+    (entry.established ? this.established : this.probation).set(entry.key, entry);
+  }
+
+  /** Records activity on an entry already in the table. */
+  touch(entry: E, now: number): void {
+    entry.lastSeen = now;
+    entry.datagrams++;
+    if (!entry.established) {
+      if (entry.datagrams >= 2) this.promote(entry, now);
+    } else if (now - entry.refreshedAt >= this.refreshMs) {
+      this.established.delete(entry.key);
+      entry.refreshedAt = now;
+      this.established.set(entry.key, entry);
+    }
+  }
+
+  /** A reply from the backend also proves the session is real. */
+  promote(entry: E, now: number): void {
+    if (entry.established) return;
+    if (this.probation.delete(entry.key)) {
+      entry.established = true;
+      entry.refreshedAt = now;
+      this.established.set(entry.key, entry);
+    }
+  }
+
+  delete(entry: E, reason: EvictReason = 'closed'): void {
+    if (this.probation.delete(entry.key) || this.established.delete(entry.key)) this.onEvict(entry, reason);
+  }
+
+  private evictOne(): void {
+    const victim = first(this.probation) ?? first(this.established);
+    if (victim) this.delete(victim, 'capacity');
+  }
+
+  /** Expires idle entries; cost is proportional to what expires (plus the entries refreshed on the way). */
+  sweep(now: number): number {
+    return this.sweepSegment(this.probation, now) + this.sweepSegment(this.established, now);
+  }
+
+  private sweepSegment(segment: Map<string, E>, now: number): number {
+    const cutoff = now - this.idleMs;
+    let expired = 0;
+    for (const entry of segment.values()) {
+      // Entries behind this one were refreshed later, hence seen later: nothing more can be idle.
+      if (entry.refreshedAt > cutoff) break;
+      if (entry.lastSeen <= cutoff) {
+        segment.delete(entry.key);
+        this.onEvict(entry, 'idle');
+        expired++;
+      } else {
+        segment.delete(entry.key);
+        entry.refreshedAt = now;
+        segment.set(entry.key, entry);
+      }
+    }
+    return expired;
+  }
+
+  *entries(): IterableIterator<E> {
+    yield* this.established.values();
+    yield* this.probation.values();
+  }
+
+  clear(): void {
+    for (const e of [...this.entries()]) this.delete(e, 'closed');
+  }
+}
+
+function first<E>(m: Map<string, E>): E | undefined {
+  for (const v of m.values()) return v;
+  return undefined;
+}

@@ -1,0 +1,6 @@
+// Structured JSON logs (pino): one line per event on stdout, machine-readable for Loki/Cloud Logging.
+import { pino, type Logger } from 'pino';
+
+export function createLogger(level: string, bindings: Record<string, unknown> = {}): Logger {
+  return pino({ level, base: { svc: 'udpmesh-replicator', ...bindings }, timestamp: pino.stdTimeFunctions.isoTime });
+}

@@ -1,0 +1,90 @@
+// Prometheus metrics through prom-client. The hot path only bumps plain counters; every metric here is
+// computed from a snapshot at scrape time (prom-client `collect`), so scraping costs nothing per datagram.
+import client from 'prom-client';
+import type { ReplicatorSnapshot } from './stats.ts';
+
+export function createMetricsRegistry(snapshot: () => ReplicatorSnapshot): client.Registry {
+  const registry = new client.Registry();
+  client.collectDefaultMetrics({ register: registry, prefix: 'udpmesh_process_' });
+  let snap: ReplicatorSnapshot | undefined;
+  // One snapshot per scrape: the first collector takes it, the rest reuse it.
+  const get = (): ReplicatorSnapshot => (snap ??= snapshot());
+  const reg = { registers: [registry] };
+
+  const counter = (name: string, help: string, labelNames: string[], fill: (m: client.Counter, s: ReplicatorSnapshot) => void) =>
+    new client.Counter({
+      name,
+      help,
+      labelNames,
+      ...reg,
+      collect() {
+        this.reset();
+        fill(this, get());
+      },
+    });
+  const gauge = (name: string, help: string, labelNames: string[], fill: (m: client.Gauge, s: ReplicatorSnapshot) => void) =>
+    new client.Gauge({
+      name,
+      help,
+      labelNames,
+      ...reg,
+      collect() {
+        this.reset();
+        fill(this, get());
+      },
+    });
+
+  // The first metric collected starts a new scrape.
+  new client.Gauge({
+    name: 'udpmesh_info',
+    help: 'Replicator identity (value 1).',
+    labelNames: ['cluster', 'member', 'epoch'],
+    ...reg,
+    collect() {
+      snap = undefined;
+      const s = get();
+      this.reset();
+      this.set({ cluster: s.cluster, member: s.member, epoch: String(s.epoch) }, 1);
+    },
+  });
+  counter('udpmesh_ingress_datagrams_total', 'Datagrams accepted from clients at this ingress.', [], (m, s) => m.inc(s.ingressDatagrams));
+  counter('udpmesh_ingress_bytes_total', 'Payload bytes accepted from clients.', [], (m, s) => m.inc(s.ingressBytes));
+  counter('udpmesh_replies_relayed_total', 'Backend replies sent back to clients.', [], (m, s) => m.inc(s.repliesRelayed));
+  counter('udpmesh_delivered_datagrams_total', 'Datagrams delivered to local backends, by origin cluster.', ['origin'], (m, s) => {
+    for (const [origin, n] of Object.entries(s.delivered)) m.inc({ origin }, n);
+  });
+  counter('udpmesh_replicated_datagrams_total', 'Datagrams sent to a peer for the first time.', ['peer'], (m, s) => {
+    for (const p of s.peers) m.inc({ peer: p.id }, p.replicated);
+  });
+  counter('udpmesh_retransmits_total', 'Datagrams sent to a peer again.', ['peer'], (m, s) => {
+    for (const p of s.peers) m.inc({ peer: p.id }, p.retransmits);
+  });
+  counter('udpmesh_duplicates_dropped_total', 'Replicated datagrams received more than once and dropped.', [], (m, s) =>
+    m.inc(s.duplicatesDropped),
+  );
+  counter('udpmesh_dropped_datagrams_total', 'Datagrams dropped, by reason.', ['reason'], (m, s) => {
+    for (const [reason, n] of Object.entries(s.dropped)) m.inc({ reason }, n);
+  });
+  counter('udpmesh_sessions_evicted_total', 'Client sessions removed, by reason.', ['reason'], (m, s) => {
+    for (const [reason, n] of Object.entries(s.sessionsEvicted)) m.inc({ reason }, n);
+  });
+  counter('udpmesh_etcd_requests_total', 'Requests this replicator made to etcd.', [], (m, s) => m.inc(s.etcdRequests));
+  gauge('udpmesh_replication_lag_datagrams', 'Datagrams accepted for a peer and not yet acknowledged.', ['peer'], (m, s) => {
+    for (const p of s.peers) m.set({ peer: p.id }, p.lagDatagrams);
+  });
+  gauge('udpmesh_replication_backlog_bytes', 'Bytes held for retransmission to a peer.', ['peer'], (m, s) => {
+    for (const p of s.peers) m.set({ peer: p.id }, p.backlogBytes);
+  });
+  gauge('udpmesh_replication_rtt_seconds', 'Smoothed round-trip time to a peer.', ['peer'], (m, s) => {
+    for (const p of s.peers) m.set({ peer: p.id }, p.rttSeconds);
+  });
+  gauge('udpmesh_peer_up', '1 while a peer answers, 0 once it is marked down.', ['peer', 'cluster'], (m, s) => {
+    for (const p of s.peers) m.set({ peer: p.id, cluster: p.cluster }, p.up ? 1 : 0);
+  });
+  gauge('udpmesh_sessions_active', 'Client sessions in the ingress table.', [], (m, s) => m.set(s.sessionsActive));
+  gauge('udpmesh_reorder_buffered_datagrams', 'Datagrams held waiting for a gap to fill.', [], (m, s) => m.set(s.reorderBuffered));
+  gauge('udpmesh_etcd_up', '1 while the etcd lease is alive and membership is current.', [], (m, s) => m.set(s.etcdUp ? 1 : 0));
+  gauge('udpmesh_ready', '1 while ready to accept traffic.', [], (m, s) => m.set(s.ready ? 1 : 0));
+  gauge('udpmesh_epoch', 'Epoch of this replicator incarnation.', [], (m, s) => m.set(s.epoch));
+  return registry;
+}

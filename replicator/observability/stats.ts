@@ -1,0 +1,54 @@
+// What the data plane counts, as plain numbers on the hot path; metrics and /status read snapshots of it.
+
+export const DropReason = {
+  Oversize: 'oversize',
+  Draining: 'draining',
+  MalformedFrame: 'malformed_frame',
+  UnknownStream: 'unknown_stream',
+  PeerBacklogOverflow: 'peer_backlog_overflow',
+  GapTimeout: 'gap_timeout',
+  SenderSkipped: 'sender_skipped',
+  ReorderOverflow: 'reorder_overflow',
+  BeyondWindow: 'beyond_window',
+  RemoteReply: 'remote_reply',
+  NoBackend: 'no_backend',
+  Late: 'late',
+  SendError: 'send_error',
+} as const;
+export type DropReason = (typeof DropReason)[keyof typeof DropReason];
+
+export interface PeerStatus {
+  id: string;
+  cluster: string;
+  address: string;
+  port: number;
+  up: boolean;
+  departed: boolean;
+  lagDatagrams: number;
+  backlogBytes: number;
+  rttSeconds: number;
+  replicated: number;
+  retransmits: number;
+  backlogDropped: number;
+}
+
+export interface ReplicatorSnapshot {
+  cluster: string;
+  member: string;
+  epoch: number;
+  ready: boolean;
+  draining: boolean;
+  etcdUp: boolean;
+  ingressDatagrams: number;
+  ingressBytes: number;
+  repliesRelayed: number;
+  sessionsActive: number;
+  sessionsEvicted: Record<string, number>;
+  delivered: Record<string, number>;
+  duplicatesDropped: number;
+  dropped: Record<string, number>;
+  reorderBuffered: number;
+  peers: PeerStatus[];
+  inboundStreams: number;
+  etcdRequests: number;
+}

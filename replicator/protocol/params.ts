@@ -1,0 +1,35 @@
+// Protocol timers and bounds in one place (as node-coap gathers its retransmission parameters), so the
+// trade-offs between latency, bandwidth and memory are visible and tunable together.
+
+export const protocolParams = {
+  /** Wire format version carried in every frame; a receiver drops other versions (counted). */
+  version: 1,
+  /** A receiver acknowledges after this many new datagrams or this delay, whichever comes first. */
+  ackEveryDatagrams: 64,
+  ackDelayMs: 4,
+  /** Most selective-ack ranges carried in one ACK frame. */
+  maxAckRanges: 32,
+  /** RTT before the first sample (RFC 9002 uses 333 ms; inter-cloud links are usually faster). */
+  initialRttMs: 100,
+  /** Bounds on the retransmission timeout. The floor stops spurious retransmits on jittery links. */
+  minRtoMs: 15,
+  maxRtoMs: 2000,
+  /** Each unacknowledged retransmission of the same datagram stretches its timeout (KCP uses 1.5). */
+  rtoBackoff: 1.5,
+  /** A datagram is lost once this many later datagrams were acknowledged (RFC 9002 kPacketThreshold). */
+  packetThreshold: 3,
+  /** How often the retransmit scan and the ack flush run; timers are bucketed, never per datagram. */
+  tickMs: 2,
+  /** Liveness probes and RTT samples while a link is idle. */
+  pingIntervalMs: 250,
+  /** A peer silent this long is marked down: no data is sent to it, its backlog is kept (bounded). */
+  peerDownAfterMs: 2000,
+  /** A peer that left the membership keeps its backlog this long, so a restarted replica can catch up. */
+  peerRetentionMs: 300_000,
+  /** Receive window: the dedupe bitmap size, and the most datagrams a sender has in flight to a peer. */
+  windowDatagrams: 65536,
+  /** Resending a whole backlog to a returning peer is paced: at most this many datagrams per tick. */
+  maxSendPerTick: 8192,
+} as const;
+
+export type ProtocolParams = typeof protocolParams;

@@ -1,0 +1,681 @@
+// The replicator: ingress -> positions -> local delivery + replication to one replica of every other
+// cluster; inbound replication -> dedupe/order -> local delivery; replies back to clients. This file wires
+// the pure parts (codec, window, streams, links, tables) to sockets, timers and the coordinator.
+import { createSocket, type RemoteInfo, type Socket } from 'node:dgram';
+import { hostname } from 'node:os';
+import { performance } from 'node:perf_hooks';
+import type { Logger } from 'pino';
+import type { ReplicatorConfig } from './config/schema.ts';
+import { validateConfig } from './config/load.ts';
+import { Coordinator, deepMerge } from './coordination/coordinator.ts';
+import type { MemberRecord } from './coordination/keys.ts';
+import { BackendPool, type Backend } from './delivery/backendPool.ts';
+import { hashString, mix32, rendezvous } from './delivery/hashRing.ts';
+import { InboundStream } from './delivery/inboundStream.ts';
+import type { ClientSession } from './ingress/clientSession.ts';
+import { bindListeners, bindUdp, type Listener } from './ingress/listeners.ts';
+import { SessionTable, type EvictReason } from './ingress/sessionTable.ts';
+import { decodeFrame, encodeAck, encodePing, FrameType, type DataFrame } from './protocol/frame.ts';
+import { protocolParams } from './protocol/params.ts';
+import { PeerLink, type PeerEndpoint } from './replication/peerLink.ts';
+import { DropReason, type ReplicatorSnapshot } from './observability/stats.ts';
+
+/** Same key in every cluster for one session, so equal backend lists give the same backend index. */
+export function sessionHashKey(originHash: number, epoch: number, session: number): number {
+  return mix32(originHash ^ Math.imul(epoch, 0x9e3779b1) ^ mix32(session));
+}
+
+interface InboundEntry {
+  stream: InboundStream;
+  originCluster: string;
+  originHash: number;
+}
+
+interface LinkEntry {
+  link: PeerLink;
+  static: boolean;
+  departedAt: number | undefined;
+}
+
+export class Replicator {
+  readonly cluster: string;
+  readonly instance: string;
+  readonly member: string;
+  epoch = 0;
+  private cfg: ReplicatorConfig;
+  private readonly baseCfg: ReplicatorConfig;
+  private listeners: Listener[] = [];
+  private replSocket: Socket | undefined;
+  private deliverySockets: { udp4?: Socket; udp6?: Socket } = {};
+  private readonly pool: BackendPool;
+  private readonly table: SessionTable<ClientSession>;
+  private readonly links = new Map<string, LinkEntry>();
+  private remoteClusters = new Map<string, PeerLink[]>();
+  private targetsVersion = 0;
+  private readonly inbound = new Map<string, InboundEntry>();
+  private readonly ackDirty = new Set<InboundEntry>();
+  private readonly dirtyLinks = new Set<PeerLink>();
+  private flushScheduled = false;
+  private nextSessionId = 1;
+  private readonly selfHash: number;
+  private coordinator: Coordinator | undefined;
+  private timers: NodeJS.Timeout[] = [];
+  private ready = false;
+  private draining = false;
+  private lastIngressAt = 0;
+  private readonly stats = {
+    ingressDatagrams: 0,
+    ingressBytes: 0,
+    repliesRelayed: 0,
+    delivered: new Map<string, number>(),
+    dropped: new Map<string, number>(),
+    evicted: new Map<string, number>(),
+    /** Totals of inbound streams that were retired, so counters never go backwards. */
+    retiredDuplicates: 0,
+    retiredDropped: new Map<string, number>(),
+    retiredLinks: new Map<string, { replicated: number; retransmits: number; backlogDropped: number }>(),
+  };
+
+  constructor(
+    config: ReplicatorConfig,
+    private readonly log: Logger,
+  ) {
+    this.cfg = config;
+    this.baseCfg = config;
+    this.cluster = config.cluster;
+    this.instance = config.instance ?? hostname().slice(0, 63);
+    this.member = `${this.cluster}/${this.instance}`;
+    this.selfHash = hashString(this.member);
+    this.pool = new BackendPool((msg) => this.log.warn(msg));
+    this.table = new SessionTable<ClientSession>(config.ingress.maxSessions, config.ingress.sessionIdleTimeoutMs, (s, reason) =>
+      this.onEvict(s, reason),
+    );
+  }
+
+  get config(): ReplicatorConfig {
+    return this.cfg;
+  }
+
+  /** Binds sockets, obtains an epoch, joins the membership. Ready once all of that holds. */
+  async start(): Promise<void> {
+    const cfg = this.cfg;
+    await this.pool.configure(cfg.delivery.backends, cfg.delivery.dns, cfg.delivery.dnsRefreshMs);
+    this.replSocket = await bindUdp(cfg.replication.address, cfg.replication.port);
+    this.replSocket.on('message', (msg, rinfo) => this.onFrame(msg, rinfo));
+    this.replSocket.on('error', (err) => this.log.error({ err: err.message }, 'replication socket error'));
+    if (cfg.etcd) {
+      const advertise = this.advertisedEndpoint();
+      this.coordinator = new Coordinator(
+        {
+          mesh: cfg.mesh,
+          cluster: this.cluster,
+          instance: this.instance,
+          endpoints: cfg.etcd.endpoints,
+          leaseTtlSeconds: cfg.etcd.leaseTtlSeconds,
+          dialTimeoutMs: cfg.etcd.dialTimeoutMs,
+          tls: cfg.etcd.tls,
+          record: {
+            id: this.member,
+            cluster: this.cluster,
+            instance: this.instance,
+            address: advertise.address,
+            port: advertise.port,
+            ingressPorts: cfg.ingress.ports,
+            metricsPort: cfg.metrics.port,
+            startedAt: new Date().toISOString(),
+          },
+        },
+        this.log.child({ component: 'coordinator' }),
+      );
+      this.coordinator.on('members', (m) => this.applyMembers(m));
+      this.coordinator.on('config', (doc) => this.applyDynamicConfig(doc));
+      this.coordinator.on('etcdUp', (up) => this.log.info({ etcdUp: up }, up ? 'etcd reachable' : 'etcd unreachable: keeping last known membership'));
+      this.epoch = await this.coordinator.start();
+    } else {
+      // No etcd (a static dev setup): seconds since 2020 never repeat across restarts of one host.
+      this.epoch = Math.floor((Date.now() - Date.UTC(2020, 0, 1)) / 1000);
+      this.log.warn('no etcd configured: epoch from the clock, peers from replication.peers only');
+    }
+    // Static peers join once the epoch is known: every link carries it in its frames.
+    for (const p of cfg.replication.peers) this.upsertLink(this.peerFromConfig(p), true);
+    this.rebuildTargets();
+
+    this.listeners = await bindListeners(cfg.ingress.addresses, cfg.ingress.ports);
+    for (const l of this.listeners) {
+      l.socket.on('message', (msg, rinfo) => this.onClientDatagram(l.socket, msg, rinfo));
+      l.socket.on('error', (err) => this.log.error({ err: err.message, port: l.port }, 'ingress socket error'));
+    }
+    const tick = setInterval(() => this.tick(), protocolParams.tickMs);
+    const slow = setInterval(() => this.slowTick(), 50);
+    const sweep = setInterval(() => this.sweep(), 1000);
+    this.timers.push(tick, slow, sweep);
+    this.ready = true;
+    this.log.info(
+      {
+        member: this.member,
+        epoch: this.epoch,
+        ingress: this.listeners.map((l) => `${l.address}:${l.port}`),
+        replication: `${cfg.replication.address}:${this.replSocket.address().port}`,
+        backends: this.pool.backends.map((b) => `${b.address}:${b.port}`),
+        mode: cfg.ingress.mode,
+      },
+      'replicator ready',
+    );
+  }
+
+  /** Ports actually bound (tests ask for port 0). */
+  get ingressPorts(): number[] {
+    return this.listeners.map((l) => l.port);
+  }
+
+  get replicationPort(): number {
+    return this.replSocket?.address().port ?? 0;
+  }
+
+  private advertisedEndpoint(): { address: string; port: number } {
+    const r = this.cfg.replication;
+    const bound = this.replSocket?.address().port ?? r.port;
+    const address = r.advertiseAddress ?? (r.address === '0.0.0.0' ? '127.0.0.1' : r.address === '::' ? '::1' : r.address);
+    return { address, port: r.advertisePort ?? bound };
+  }
+
+  // ---------------------------------------------------------------- ingress (the per-datagram path)
+
+  private onClientDatagram(listener: Socket, msg: Buffer, rinfo: RemoteInfo): void {
+    const now = performance.now();
+    if (msg.length > this.cfg.ingress.maxPayloadBytes) {
+      this.drop(DropReason.Oversize);
+      return;
+    }
+    const key = `${listener === this.listeners[0]?.socket ? '' : this.listenerIndex(listener)}${rinfo.address}|${rinfo.port}`;
+    let s = this.table.get(key);
+    if (s === undefined) {
+      if (this.draining || !this.ready) {
+        this.drop(DropReason.Draining);
+        return;
+      }
+      s = this.newSession(key, listener, rinfo, now);
+    } else {
+      this.table.touch(s, now);
+    }
+    this.stats.ingressDatagrams++;
+    this.stats.ingressBytes += msg.length;
+    this.lastIngressAt = now;
+    const seq = s.nextSeq++;
+    this.deliverAtOrigin(s, msg);
+    if (s.targetsVersion !== this.targetsVersion) this.chooseTargets(s);
+    const targets = s.targets;
+    for (let i = 0; i < targets.length; i++) {
+      targets[i].enqueue(s.id, seq, msg);
+      this.dirtyLinks.add(targets[i]);
+    }
+    if (!this.flushScheduled && targets.length > 0) {
+      this.flushScheduled = true;
+      setImmediate(this.flushLinks);
+    }
+  }
+
+  private listenerIndex(socket: Socket): string {
+    return `${this.listeners.findIndex((l) => l.socket === socket)}/`;
+  }
+
+  /** Frames are built once per event-loop turn, so datagrams that arrived together share frames. */
+  private readonly flushLinks = (): void => {
+    this.flushScheduled = false;
+    const now = performance.now();
+    for (const link of this.dirtyLinks) link.flush(now);
+    this.dirtyLinks.clear();
+  };
+
+  private newSession(key: string, listener: Socket, rinfo: RemoteInfo, now: number): ClientSession {
+    const id = this.nextSessionId++;
+    if (this.nextSessionId > 0xffffffff) this.nextSessionId = 1; // 4 billion sessions per epoch; then wrap
+    const s: ClientSession = {
+      key,
+      id,
+      address: rinfo.address,
+      port: rinfo.port,
+      listener,
+      nextSeq: 0,
+      hashKey: sessionHashKey(this.selfHash, this.epoch, id),
+      upstream: undefined,
+      backend: undefined,
+      backendVersion: -1,
+      targets: [],
+      targetsVersion: -1,
+      lastSeen: now,
+      refreshedAt: now,
+      datagrams: 1,
+      established: false,
+    };
+    this.table.add(s, now);
+    if (this.cfg.ingress.mode === 'reply') {
+      const up = createSocket(rinfo.family === 'IPv6' && this.pool.backends.some((b) => b.family === 6) ? 'udp6' : 'udp4');
+      up.on('message', (reply) => {
+        // Relay the backend's reply from the address the client talked to.
+        s.listener.send(reply, s.port, s.address);
+        this.stats.repliesRelayed++;
+        this.table.promote(s, performance.now());
+      });
+      up.on('error', (err) => {
+        this.drop(DropReason.SendError);
+        this.log.debug({ err: err.message }, 'upstream socket error');
+      });
+      s.upstream = up;
+    }
+    return s;
+  }
+
+  private onEvict(s: ClientSession, reason: EvictReason): void {
+    this.stats.evicted.set(reason, (this.stats.evicted.get(reason) ?? 0) + 1);
+    if (s.upstream) {
+      try {
+        s.upstream.close();
+      } catch {
+        /* already closed */
+      }
+    }
+  }
+
+  private deliverAtOrigin(s: ClientSession, payload: Buffer): void {
+    if (s.backendVersion !== this.pool.version) {
+      s.backend = this.pool.pick(s.hashKey);
+      s.backendVersion = this.pool.version;
+    }
+    const b = s.backend;
+    if (!b) {
+      this.drop(DropReason.NoBackend);
+      return;
+    }
+    const sock = s.upstream ?? this.deliverySocket(b);
+    sock.send(payload, b.port, b.address);
+    this.countDelivered(this.cluster);
+  }
+
+  private chooseTargets(s: ClientSession): void {
+    const out: PeerLink[] = [];
+    for (const links of this.remoteClusters.values()) {
+      const live = links.filter((l) => l.state === 'up');
+      const pick = rendezvous(live.length > 0 ? live : links, (l) => l.peer.id, s.hashKey);
+      if (pick) out.push(pick);
+    }
+    s.targets = out;
+    s.targetsVersion = this.targetsVersion;
+  }
+
+  // ---------------------------------------------------------------- replication frames
+
+  private onFrame(msg: Buffer, rinfo: RemoteInfo): void {
+    const res = decodeFrame(msg);
+    if (!res.ok) {
+      this.drop(DropReason.MalformedFrame);
+      return;
+    }
+    const f = res.frame;
+    if (f.sender === this.member) return; // our own frame looped back: ignore
+    const now = performance.now();
+    switch (f.type) {
+      case FrameType.Data:
+        this.onData(f, rinfo, now);
+        break;
+      case FrameType.Ack: {
+        const e = this.links.get(f.sender);
+        if (e) {
+          const wasDown = e.link.state !== 'up';
+          e.link.onAck(f, now);
+          if (wasDown) this.targetsVersion++;
+        } else this.drop(DropReason.UnknownStream);
+        break;
+      }
+      case FrameType.Ping: {
+        const to = this.replyAddress(f.sender, rinfo);
+        this.replSocket?.send(encodePing(FrameType.Pong, this.member, f.epoch, f.timestamp), to.port, to.address);
+        break;
+      }
+      case FrameType.Pong: {
+        const e = this.links.get(f.sender);
+        if (e && f.epoch === this.epoch) {
+          const wasDown = e.link.state !== 'up';
+          e.link.onPong(f.timestamp, now);
+          if (wasDown) this.targetsVersion++;
+        }
+        break;
+      }
+    }
+  }
+
+  private onData(f: DataFrame, rinfo: RemoteInfo, now: number): void {
+    const key = `${f.sender}#${f.epoch}`;
+    let entry = this.inbound.get(key);
+    if (entry === undefined) {
+      entry = this.openInbound(f, now);
+      if (!entry) return;
+    }
+    const stream = entry.stream;
+    if (f.lowWater > stream.window.base) stream.applyLowWater(f.lowWater, now);
+    for (let i = 0; i < f.records.length; i++) stream.receive(f.records[i], now);
+    if (stream.ackUrgent || stream.unacked >= protocolParams.ackEveryDatagrams) this.sendAck(entry, rinfo);
+    else this.ackDirty.add(entry);
+  }
+
+  private openInbound(f: DataFrame, now: number): InboundEntry | undefined {
+    const slash = f.sender.indexOf('/');
+    const originCluster = slash > 0 ? f.sender.slice(0, slash) : f.sender;
+    // A newer epoch of the same origin retires the older stream: what it still holds is released in order.
+    for (const [k, e] of this.inbound) {
+      if (e.stream.origin !== f.sender) continue;
+      if (e.stream.epoch > f.epoch) {
+        this.drop(DropReason.UnknownStream); // a straggler from an older incarnation
+        return undefined;
+      }
+      this.retireInbound(k, e, now);
+    }
+    const originHash = hashString(f.sender);
+    const epoch = f.epoch;
+    const entry: InboundEntry = {
+      originCluster,
+      originHash,
+      stream: new InboundStream(
+        f.sender,
+        epoch,
+        f.lowWater,
+        {
+          windowSize: protocolParams.windowDatagrams,
+          reorderLimit: this.cfg.delivery.reorderBufferDatagrams,
+          gapTimeoutMs: this.cfg.delivery.gapTimeoutMs,
+        },
+        (session, _seq, payload) => this.deliverReplicated(entry, epoch, session, payload),
+        now,
+      ),
+    };
+    this.inbound.set(`${f.sender}#${f.epoch}`, entry);
+    return entry;
+  }
+
+  private retireInbound(key: string, e: InboundEntry, now: number): void {
+    e.stream.applyLowWater(e.stream.window.highest + 1, now);
+    const c = e.stream.counters;
+    this.stats.retiredDuplicates += c.duplicates;
+    for (const [reason, n] of this.streamDrops(e.stream)) {
+      this.stats.retiredDropped.set(reason, (this.stats.retiredDropped.get(reason) ?? 0) + n);
+    }
+    this.inbound.delete(key);
+    this.ackDirty.delete(e);
+  }
+
+  private streamDrops(s: InboundStream): Array<[string, number]> {
+    const c = s.counters;
+    return [
+      [DropReason.GapTimeout, c.gapTimeoutSkipped],
+      [DropReason.SenderSkipped, c.senderSkipped],
+      [DropReason.ReorderOverflow, c.reorderOverflowSkipped],
+      [DropReason.BeyondWindow, c.beyondWindow],
+      [DropReason.Late, c.late],
+    ];
+  }
+
+  private deliverReplicated(entry: InboundEntry, epoch: number, session: number, payload: Buffer): void {
+    const b = this.pool.pick(sessionHashKey(entry.originHash, epoch, session));
+    if (!b) {
+      this.drop(DropReason.NoBackend);
+      return;
+    }
+    this.deliverySocket(b).send(payload, b.port, b.address);
+    this.countDelivered(entry.originCluster);
+  }
+
+  private sendAck(entry: InboundEntry, rinfo?: RemoteInfo): void {
+    const s = entry.stream;
+    const st = s.ackState(protocolParams.maxAckRanges);
+    const to = this.replyAddress(s.origin, rinfo);
+    const delayUs = Math.max(0, (performance.now() - s.lastActivity) * 1000);
+    this.replSocket?.send(encodeAck(this.member, s.epoch, st.base, st.largest, delayUs, st.ranges), to.port, to.address);
+    s.unacked = 0;
+    s.ackUrgent = false;
+    this.ackDirty.delete(entry);
+  }
+
+  /** Answers go to the peer's advertised endpoint (it may sit behind a NAT or proxy), else to the source. */
+  private replyAddress(member: string, rinfo?: RemoteInfo): { address: string; port: number } {
+    const e = this.links.get(member);
+    if (e) return { address: e.link.peer.address, port: e.link.peer.port };
+    if (rinfo) return { address: rinfo.address, port: rinfo.port };
+    return { address: '127.0.0.1', port: 0 };
+  }
+
+  private deliverySocket(b: Backend): Socket {
+    const type = b.family === 6 ? 'udp6' : 'udp4';
+    let sock = this.deliverySockets[type];
+    if (!sock) {
+      sock = createSocket(type);
+      // Replies to datagrams that entered in another cluster have no client here: count and drop them.
+      sock.on('message', () => this.drop(DropReason.RemoteReply));
+      sock.on('error', (err) => this.log.warn({ err: err.message }, 'delivery socket error'));
+      this.deliverySockets[type] = sock;
+    }
+    return sock;
+  }
+
+  // ---------------------------------------------------------------- membership and config
+
+  private peerFromConfig(p: { cluster: string; instance?: string; address: string; port: number }): PeerEndpoint {
+    const instance = p.instance ?? p.cluster;
+    return { id: `${p.cluster}/${instance}`, cluster: p.cluster, address: p.address, port: p.port };
+  }
+
+  private newLink(peer: PeerEndpoint): PeerLink {
+    const r = this.cfg.replication;
+    return new PeerLink(
+      peer,
+      { sender: this.member, epoch: this.coordinator?.epoch || this.epoch, maxBytes: r.retransmitBufferBytes, maxFrameBytes: r.maxFrameBytes },
+      { send: (frame, port, address) => this.sendFrame(frame, port, address) },
+      performance.now(),
+    );
+  }
+
+  private sendFrame(frame: Buffer, port: number, address: string): void {
+    this.replSocket?.send(frame, port, address, (err) => {
+      if (err) this.drop(DropReason.SendError);
+    });
+  }
+
+  private upsertLink(peer: PeerEndpoint, isStatic: boolean): void {
+    if (peer.id === this.member || peer.cluster === this.cluster) return;
+    const e = this.links.get(peer.id);
+    if (e) {
+      e.link.peer = peer;
+      e.departedAt = undefined;
+      e.static ||= isStatic;
+    } else {
+      this.links.set(peer.id, { link: this.newLink(peer), static: isStatic, departedAt: undefined });
+      this.log.info({ peer: peer.id, address: `${peer.address}:${peer.port}` }, 'peer joined');
+    }
+  }
+
+  private applyMembers(members: MemberRecord[]): void {
+    const now = performance.now();
+    const seen = new Set<string>();
+    for (const m of members) {
+      seen.add(m.id);
+      this.upsertLink({ id: m.id, cluster: m.cluster, address: m.address, port: m.port }, false);
+    }
+    for (const [id, e] of this.links) {
+      if (!seen.has(id) && !e.static && e.departedAt === undefined) {
+        // Keep its backlog for a while: a replica that restarts under the same name catches up.
+        e.departedAt = now;
+        this.log.warn({ peer: id, lag: e.link.lag }, 'peer left the membership; keeping its backlog');
+      }
+    }
+    this.rebuildTargets();
+  }
+
+  private rebuildTargets(): void {
+    const byCluster = new Map<string, PeerLink[]>();
+    for (const e of this.links.values()) {
+      const list = byCluster.get(e.link.peer.cluster) ?? [];
+      list.push(e.link);
+      byCluster.set(e.link.peer.cluster, list);
+    }
+    for (const list of byCluster.values()) list.sort((a, b) => a.peer.id.localeCompare(b.peer.id));
+    this.remoteClusters = byCluster;
+    this.targetsVersion++;
+  }
+
+  /** Dynamic config from etcd, merged over the file config; invalid documents are refused and logged. */
+  private applyDynamicConfig(doc: Record<string, unknown>): void {
+    let next: ReplicatorConfig;
+    try {
+      next = validateConfig(deepMerge(structuredClone(this.baseCfg) as unknown as Record<string, unknown>, doc), 'etcd dynamic config');
+    } catch (err) {
+      this.log.error({ err: (err as Error).message }, 'refusing dynamic config; keeping the current one');
+      return;
+    }
+    const prev = this.cfg;
+    this.cfg = { ...next, cluster: prev.cluster, instance: prev.instance, mesh: prev.mesh, etcd: prev.etcd, metrics: prev.metrics, replication: { ...next.replication, address: prev.replication.address, port: prev.replication.port } };
+    this.table.maxSessions = this.cfg.ingress.maxSessions;
+    this.table.idleMs = this.cfg.ingress.sessionIdleTimeoutMs;
+    if (JSON.stringify(prev.delivery) !== JSON.stringify(this.cfg.delivery)) {
+      void this.pool.configure(this.cfg.delivery.backends, this.cfg.delivery.dns, this.cfg.delivery.dnsRefreshMs);
+    }
+    for (const p of this.cfg.replication.peers) this.upsertLink(this.peerFromConfig(p), true);
+    this.rebuildTargets();
+    this.log.info({ keys: Object.keys(doc) }, 'applied dynamic config');
+  }
+
+  // ---------------------------------------------------------------- timers
+
+  private tick(): void {
+    const now = performance.now();
+    for (const e of this.links.values()) {
+      const before = e.link.state;
+      e.link.tick(now);
+      if (e.link.state !== before) {
+        this.targetsVersion++;
+        this.log.warn({ peer: e.link.peer.id, state: e.link.state, lag: e.link.lag }, `peer ${e.link.state}`);
+      }
+    }
+    for (const entry of this.ackDirty) this.sendAck(entry);
+  }
+
+  private slowTick(): void {
+    const now = performance.now();
+    for (const e of this.inbound.values()) e.stream.expireGaps(now);
+  }
+
+  private sweep(): void {
+    const now = performance.now();
+    this.table.sweep(now);
+    const idle = this.cfg.ingress.sessionIdleTimeoutMs;
+    for (const [k, e] of this.inbound) {
+      e.stream.sweepSessions(now, idle);
+      if (now - e.stream.lastActivity > Math.max(idle, protocolParams.peerRetentionMs) && e.stream.pendingCount === 0) this.retireInbound(k, e, now);
+    }
+    for (const [id, e] of this.links) {
+      if (e.departedAt !== undefined && now - e.departedAt > protocolParams.peerRetentionMs) {
+        const lost = e.link.close();
+        this.stats.retiredLinks.set(id, { ...e.link.counters });
+        this.links.delete(id);
+        this.log.warn({ peer: id, lost }, 'peer gone for longer than the retention: backlog dropped');
+        this.rebuildTargets();
+      }
+    }
+  }
+
+  // ---------------------------------------------------------------- stats, drain, stop
+
+  private drop(reason: DropReason): void {
+    this.stats.dropped.set(reason, (this.stats.dropped.get(reason) ?? 0) + 1);
+  }
+
+  private countDelivered(origin: string): void {
+    this.stats.delivered.set(origin, (this.stats.delivered.get(origin) ?? 0) + 1);
+  }
+
+  get etcdRequests(): number {
+    return this.coordinator?.requests ?? 0;
+  }
+
+  snapshot(): ReplicatorSnapshot {
+    const dropped = new Map(this.stats.dropped);
+    const add = (reason: string, n: number) => n > 0 && dropped.set(reason, (dropped.get(reason) ?? 0) + n);
+    for (const [r, n] of this.stats.retiredDropped) add(r, n);
+    let duplicates = this.stats.retiredDuplicates;
+    let reorderBuffered = 0;
+    for (const e of this.inbound.values()) {
+      duplicates += e.stream.counters.duplicates;
+      reorderBuffered += e.stream.pendingCount;
+      for (const [r, n] of this.streamDrops(e.stream)) add(r, n);
+    }
+    let backlogDropped = 0;
+    for (const e of this.links.values()) backlogDropped += e.link.counters.backlogDropped;
+    for (const c of this.stats.retiredLinks.values()) backlogDropped += c.backlogDropped;
+    add(DropReason.PeerBacklogOverflow, backlogDropped);
+    return {
+      cluster: this.cluster,
+      member: this.member,
+      epoch: this.epoch,
+      ready: this.ready && !this.draining,
+      draining: this.draining,
+      etcdUp: this.coordinator ? this.coordinator.etcdUp : false,
+      ingressDatagrams: this.stats.ingressDatagrams,
+      ingressBytes: this.stats.ingressBytes,
+      repliesRelayed: this.stats.repliesRelayed,
+      sessionsActive: this.table.size,
+      sessionsEvicted: Object.fromEntries(this.stats.evicted),
+      delivered: Object.fromEntries(this.stats.delivered),
+      duplicatesDropped: duplicates,
+      dropped: Object.fromEntries(dropped),
+      reorderBuffered,
+      inboundStreams: this.inbound.size,
+      etcdRequests: this.etcdRequests,
+      peers: [...this.links.values()].map(({ link, departedAt }) => ({
+        id: link.peer.id,
+        cluster: link.peer.cluster,
+        address: link.peer.address,
+        port: link.peer.port,
+        up: link.state === 'up',
+        departed: departedAt !== undefined,
+        lagDatagrams: link.lag,
+        backlogBytes: link.bytes,
+        rttSeconds: link.rtt.srttMs / 1000,
+        replicated: link.counters.replicated,
+        retransmits: link.counters.retransmits,
+        backlogDropped: link.counters.backlogDropped,
+      })),
+    };
+  }
+
+  /**
+   * Graceful drain: stop taking new sessions (readiness fails so load balancers move away), keep serving
+   * existing ones, and retransmit until every live peer acknowledged everything or the deadline passes.
+   */
+  async drain(deadlineMs = this.cfg.drain.deadlineMs): Promise<{ complete: boolean; unacknowledged: number }> {
+    this.draining = true;
+    const until = performance.now() + deadlineMs;
+    this.log.info({ deadlineMs }, 'draining');
+    for (;;) {
+      const now = performance.now();
+      let pending = 0;
+      for (const e of this.links.values()) if (e.link.state === 'up') pending += e.link.lag;
+      const quiet = now - this.lastIngressAt > 200;
+      if (pending === 0 && quiet) return { complete: true, unacknowledged: 0 };
+      if (now >= until) return { complete: false, unacknowledged: pending };
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  }
+
+  async stop(): Promise<void> {
+    this.ready = false;
+    for (const t of this.timers) clearInterval(t);
+    this.timers = [];
+    this.pool.stop();
+    this.table.clear();
+    for (const l of this.listeners) l.socket.close();
+    this.listeners = [];
+    for (const s of Object.values(this.deliverySockets)) s?.close();
+    this.deliverySockets = {};
+    this.replSocket?.close();
+    this.replSocket = undefined;
+    await this.coordinator?.stop();
+  }
+}
