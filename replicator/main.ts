@@ -1,11 +1,15 @@
 // Entry point: `node --import tsx replicator/main.ts --config replicator.yaml`.
 // Loads and validates the config, starts the data plane and the operations endpoint, drains on SIGTERM.
+import cluster from 'node:cluster';
+import { hostname } from 'node:os';
 import { parseArgs } from 'node:util';
+import client from 'prom-client';
 import { ConfigError, loadConfig } from './config/load.ts';
 import { createLogger } from './logger.ts';
 import { createMetricsRegistry } from './observability/metrics.ts';
 import { startHttpServer } from './observability/httpServer.ts';
 import { Replicator } from './service.ts';
+import { runPrimary, WORKER_INDEX_ENV, workerConfig, type WorkerStatusMessage } from './workers.ts';
 
 const USAGE = `usage: replicator --config <file.yaml|file.json>
 Every key can be overridden from the environment: UDPMESH_<SECTION>__<KEY>, e.g.
@@ -33,16 +37,38 @@ async function main(): Promise<void> {
     }
     throw err;
   }
-  const log = createLogger(config.log.level, { cluster: config.cluster });
-  const replicator = new Replicator(config, log);
+  const isWorker = cluster.isWorker;
+  if (config.workers > 1 && cluster.isPrimary) {
+    await runPrimary(config, createLogger(config.log.level, { cluster: config.cluster, role: 'primary' }));
+    return;
+  }
+  if (isWorker) {
+    const index = Number(process.env[WORKER_INDEX_ENV] ?? '0');
+    config = workerConfig(config, index, config.instance ?? hostname());
+  }
+  const log = createLogger(config.log.level, { cluster: config.cluster, ...(isWorker ? { worker: config.instance } : {}) });
+  const replicator = new Replicator(config, log, isWorker);
   const registry = createMetricsRegistry(() => replicator.snapshot());
   // The operations endpoint comes up first so probes and metrics work while the epoch is being obtained.
-  const http = await startHttpServer({
-    address: config.metrics.address,
-    port: config.metrics.port,
-    registry,
-    snapshot: () => replicator.snapshot(),
-  });
+  // Workers have none of their own: the primary aggregates their registries over IPC.
+  let http: { close(): Promise<unknown> } = { close: async () => undefined };
+  if (isWorker) {
+    client.AggregatorRegistry.setRegistries([registry]);
+    new client.AggregatorRegistry(); // constructing one installs the worker's IPC responder
+    const report = setInterval(() => {
+      const s = replicator.snapshot();
+      const msg: WorkerStatusMessage = { type: 'udpmesh-status', ready: s.ready, draining: s.draining };
+      process.send?.(msg);
+    }, 500);
+    report.unref();
+  } else {
+    http = await startHttpServer({
+      address: config.metrics.address,
+      port: config.metrics.port,
+      registry,
+      snapshot: () => replicator.snapshot(),
+    });
+  }
   process.on('uncaughtException', (err) => log.error({ err: err.stack ?? String(err) }, 'uncaught exception (kept running)'));
   process.on('unhandledRejection', (err) => log.error({ err: String(err) }, 'unhandled rejection (kept running)'));
 
@@ -51,7 +77,8 @@ async function main(): Promise<void> {
     if (stopping) return;
     stopping = true;
     log.info({ signal }, 'shutting down');
-    const result = await replicator.drain(signal === 'SIGINT' ? Math.min(2000, config.drain.deadlineMs) : config.drain.deadlineMs);
+    const deadline = config.drain.deadlineMs;
+    const result = await replicator.drain(signal === 'SIGINT' ? Math.min(2000, deadline) : deadline);
     log.info(result, result.complete ? 'drain complete' : 'drain deadline reached');
     await replicator.stop();
     await http.close();

@@ -19,6 +19,9 @@ import { decodeFrame, encodeAck, encodePing, FrameType, type DataFrame } from '.
 import { protocolParams } from './protocol/params.ts';
 import { PeerLink, type PeerEndpoint } from './replication/peerLink.ts';
 import { DropReason, type ReplicatorSnapshot } from './observability/stats.ts';
+import { verifyFrame, signFrame, type KeyRing } from './protocol/frameAuth.ts';
+import { loadKeyRing } from './replication/clusterKeys.ts';
+import { Admission, takeToken } from './ingress/admission.ts';
 
 /** Same key in every cluster for one session, so equal backend lists give the same backend index. */
 export function sessionHashKey(originHash: number, epoch: number, session: number): number {
@@ -61,6 +64,8 @@ export class Replicator {
   private coordinator: Coordinator | undefined;
   private timers: NodeJS.Timeout[] = [];
   private ready = false;
+  private keyRing: KeyRing;
+  private admission: Admission;
   private draining = false;
   private lastIngressAt = 0;
   private readonly stats = {
@@ -79,6 +84,8 @@ export class Replicator {
   constructor(
     config: ReplicatorConfig,
     private readonly log: Logger,
+    /** Workers share the ingress ports through SO_REUSEPORT: the kernel hashes each client to one of them. */
+    private readonly reusePort = false,
   ) {
     this.cfg = config;
     this.baseCfg = config;
@@ -87,6 +94,8 @@ export class Replicator {
     this.member = `${this.cluster}/${this.instance}`;
     this.selfHash = hashString(this.member);
     this.pool = new BackendPool((msg) => this.log.warn(msg));
+    this.keyRing = loadKeyRing(config.replication.auth);
+    this.admission = new Admission(config.ingress.allowCidrs, config.ingress.denyCidrs);
     this.table = new SessionTable<ClientSession>(config.ingress.maxSessions, config.ingress.sessionIdleTimeoutMs, (s, reason) =>
       this.onEvict(s, reason),
     );
@@ -140,7 +149,7 @@ export class Replicator {
     for (const p of cfg.replication.peers) this.upsertLink(this.peerFromConfig(p), true);
     this.rebuildTargets();
 
-    this.listeners = await bindListeners(cfg.ingress.addresses, cfg.ingress.ports);
+    this.listeners = await bindListeners(cfg.ingress.addresses, cfg.ingress.ports, this.reusePort);
     for (const l of this.listeners) {
       l.socket.on('message', (msg, rinfo) => this.onClientDatagram(l.socket, msg, rinfo));
       l.socket.on('error', (err) => this.log.error({ err: err.message, port: l.port }, 'ingress socket error'));
@@ -149,6 +158,9 @@ export class Replicator {
     const slow = setInterval(() => this.slowTick(), 50);
     const sweep = setInterval(() => this.sweep(), 1000);
     this.timers.push(tick, slow, sweep);
+    if (cfg.replication.auth.keyFiles.length > 0) {
+      this.timers.push(setInterval(() => this.reloadKeys(), cfg.replication.auth.reloadMs));
+    }
     this.ready = true;
     this.log.info(
       {
@@ -194,9 +206,24 @@ export class Replicator {
         this.drop(DropReason.Draining);
         return;
       }
-      s = this.newSession(key, listener, rinfo, now);
+      const verdict = this.admission.check(rinfo.address);
+      if (verdict !== 'allowed') {
+        this.drop(verdict === 'denied' ? DropReason.Denied : DropReason.NotAllowed);
+        return;
+      }
+      const created = this.newSession(key, listener, rinfo, now);
+      if (!created) {
+        this.drop(DropReason.SessionCap);
+        return;
+      }
+      s = created;
     } else {
       this.table.touch(s, now);
+    }
+    const limit = this.cfg.ingress.rateLimit;
+    if (limit && !takeToken(s, now, limit.datagramsPerSecond, limit.burst)) {
+      this.drop(DropReason.RateLimited);
+      return;
     }
     this.stats.ingressDatagrams++;
     this.stats.ingressBytes += msg.length;
@@ -227,7 +254,7 @@ export class Replicator {
     this.dirtyLinks.clear();
   };
 
-  private newSession(key: string, listener: Socket, rinfo: RemoteInfo, now: number): ClientSession {
+  private newSession(key: string, listener: Socket, rinfo: RemoteInfo, now: number): ClientSession | undefined {
     const id = this.nextSessionId++;
     if (this.nextSessionId > 0xffffffff) this.nextSessionId = 1; // 4 billion sessions per epoch; then wrap
     const s: ClientSession = {
@@ -247,8 +274,10 @@ export class Replicator {
       refreshedAt: now,
       datagrams: 1,
       established: false,
+      tokens: this.cfg.ingress.rateLimit?.burst ?? 0,
+      refilledAt: now,
     };
-    this.table.add(s, now);
+    if (!this.table.add(s, now)) return undefined;
     if (this.cfg.ingress.mode === 'reply') {
       const up = createSocket(rinfo.family === 'IPv6' && this.pool.backends.some((b) => b.family === 6) ? 'udp6' : 'udp4');
       up.on('message', (reply) => {
@@ -305,8 +334,13 @@ export class Replicator {
 
   // ---------------------------------------------------------------- replication frames
 
-  private onFrame(msg: Buffer, rinfo: RemoteInfo): void {
-    const res = decodeFrame(msg);
+  private onFrame(raw: Buffer, rinfo: RemoteInfo): void {
+    const auth = verifyFrame(raw, this.keyRing);
+    if (!auth.ok) {
+      this.drop(auth.reason === 'bad_mac' ? DropReason.BadMac : DropReason.Unauthenticated);
+      return;
+    }
+    const res = decodeFrame(auth.frame);
     if (!res.ok) {
       this.drop(DropReason.MalformedFrame);
       return;
@@ -329,7 +363,7 @@ export class Replicator {
       }
       case FrameType.Ping: {
         const to = this.replyAddress(f.sender, rinfo);
-        this.replSocket?.send(encodePing(FrameType.Pong, this.member, f.epoch, f.timestamp), to.port, to.address);
+        this.sendFrame(encodePing(FrameType.Pong, this.member, f.epoch, f.timestamp), to.port, to.address);
         break;
       }
       case FrameType.Pong: {
@@ -429,7 +463,7 @@ export class Replicator {
     const st = s.ackState(protocolParams.maxAckRanges);
     const to = this.replyAddress(s.origin, rinfo);
     const delayUs = Math.max(0, (performance.now() - s.lastActivity) * 1000);
-    this.replSocket?.send(encodeAck(this.member, s.epoch, st.base, st.largest, delayUs, st.ranges), to.port, to.address);
+    this.sendFrame(encodeAck(this.member, s.epoch, st.base, st.largest, delayUs, st.ranges), to.port, to.address);
     s.unacked = 0;
     s.ackUrgent = false;
     this.ackDirty.delete(entry);
@@ -474,7 +508,8 @@ export class Replicator {
   }
 
   private sendFrame(frame: Buffer, port: number, address: string): void {
-    this.replSocket?.send(frame, port, address, (err) => {
+    if (port === 0) return;
+    this.replSocket?.send(signFrame(frame, this.keyRing), port, address, (err) => {
       if (err) this.drop(DropReason.SendError);
     });
   }
@@ -533,6 +568,7 @@ export class Replicator {
     const prev = this.cfg;
     this.cfg = { ...next, cluster: prev.cluster, instance: prev.instance, mesh: prev.mesh, etcd: prev.etcd, metrics: prev.metrics, replication: { ...next.replication, address: prev.replication.address, port: prev.replication.port } };
     this.table.maxSessions = this.cfg.ingress.maxSessions;
+    this.admission = new Admission(this.cfg.ingress.allowCidrs, this.cfg.ingress.denyCidrs);
     this.table.idleMs = this.cfg.ingress.sessionIdleTimeoutMs;
     if (JSON.stringify(prev.delivery) !== JSON.stringify(this.cfg.delivery)) {
       void this.pool.configure(this.cfg.delivery.backends, this.cfg.delivery.dns, this.cfg.delivery.dnsRefreshMs);
@@ -540,6 +576,19 @@ export class Replicator {
     for (const p of this.cfg.replication.peers) this.upsertLink(this.peerFromConfig(p), true);
     this.rebuildTargets();
     this.log.info({ keys: Object.keys(doc) }, 'applied dynamic config');
+  }
+
+  /** A rotated Secret shows up as new file content: sign with the new key, still accept the old one. */
+  private reloadKeys(): void {
+    try {
+      const next = loadKeyRing(this.cfg.replication.auth);
+      if (next.accepted.map((k) => k.key.toString('hex')).join() !== this.keyRing.accepted.map((k) => k.key.toString('hex')).join()) {
+        this.keyRing = next;
+        this.log.info({ keys: next.accepted.length }, 'cluster keys reloaded');
+      }
+    } catch (err) {
+      this.log.error({ err: (err as Error).message }, 'cannot reload cluster keys; keeping the current ones');
+    }
   }
 
   // ---------------------------------------------------------------- timers

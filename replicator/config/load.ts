@@ -25,8 +25,54 @@ export function envKeyToPath(name: string): string[] {
     .map((part) => part.toLowerCase().replace(/_([a-z0-9])/g, (_m, c: string) => c.toUpperCase()));
 }
 
-/** Env values: JSON when they parse as JSON (numbers, booleans, arrays), comma lists for arrays, else strings. */
-function parseEnvValue(raw: string, current: unknown): unknown {
+/** The part of a zod schema's definition used to type env values (zod 4 keeps it on `def`). */
+interface SchemaNode {
+  def: { type: string; innerType?: SchemaNode; in?: SchemaNode; shape?: Record<string, SchemaNode>; element?: SchemaNode };
+}
+
+function unwrapSchema(node: SchemaNode | undefined): SchemaNode | undefined {
+  while (node) {
+    const { type, innerType } = node.def;
+    if (innerType && ['optional', 'default', 'prefault', 'nullable', 'readonly', 'catch'].includes(type)) node = innerType;
+    else if (type === 'pipe' && node.def.in) node = node.def.in;
+    else break;
+  }
+  return node;
+}
+
+/** The schema node a config path leads to, or undefined for paths the schema does not know (reported later). */
+function schemaAt(path: readonly string[]): SchemaNode | undefined {
+  let node = unwrapSchema(replicatorConfigSchema as unknown as SchemaNode);
+  for (const key of path) {
+    const shape = node?.def.type === 'object' ? node.def.shape : undefined;
+    if (!shape || !Object.hasOwn(shape, key)) return undefined;
+    node = unwrapSchema(shape[key]);
+  }
+  return node;
+}
+
+const isStringSchema = (node: SchemaNode | undefined): boolean => node?.def.type === 'string' || node?.def.type === 'enum';
+
+function parseScalar(raw: string): unknown {
+  try {
+    return JSON.parse(raw);
+  } catch {
+    return raw;
+  }
+}
+
+/**
+ * Env values are typed by the schema: strings stay strings, arrays are comma lists (or a JSON array) whose
+ * items are typed by the array's element (so PORTS=7001,7002 gives numbers and a single item still gives an
+ * array), anything else is JSON when it parses (numbers, booleans) and a string otherwise.
+ */
+function parseEnvValue(raw: string, current: unknown, expected: SchemaNode | undefined): unknown {
+  if (isStringSchema(expected)) return raw;
+  if (expected?.def.type === 'array' && !raw.trimStart().startsWith('[')) {
+    const stringItems = isStringSchema(unwrapSchema(expected.def.element));
+    const items = raw.split(',').map((s) => s.trim()).filter(Boolean);
+    return stringItems ? items : items.map(parseScalar);
+  }
   try {
     return JSON.parse(raw);
   } catch {
@@ -36,7 +82,7 @@ function parseEnvValue(raw: string, current: unknown): unknown {
 }
 
 // Env variables that are not config keys (secrets and the like are read where they are used).
-const ENV_NOT_CONFIG = new Set(['UDPMESH_CLUSTER_KEY', 'UDPMESH_CLUSTER_KEY_PREVIOUS', 'UDPMESH_CONFIG']);
+const ENV_NOT_CONFIG = new Set(['UDPMESH_CLUSTER_KEY', 'UDPMESH_CLUSTER_KEY_PREVIOUS', 'UDPMESH_CONFIG', 'UDPMESH_WORKER_INDEX']);
 
 export function applyEnvOverrides(base: Record<string, unknown>, env: NodeJS.ProcessEnv): Record<string, unknown> {
   const out = structuredClone(base);
@@ -50,7 +96,7 @@ export function applyEnvOverrides(base: Record<string, unknown>, env: NodeJS.Pro
       node = node[key] as Record<string, unknown>;
     }
     const leaf = path[path.length - 1];
-    node[leaf] = parseEnvValue(value, node[leaf]);
+    node[leaf] = parseEnvValue(value, node[leaf], schemaAt(path));
   }
   return out;
 }
@@ -62,7 +108,7 @@ export function formatIssues(issues: readonly z.core.$ZodIssue[]): string[] {
       return `${key}: unknown key(s) ${issue.keys.map((k) => `"${k}"`).join(', ')}: remove them or check the spelling against the configuration reference`;
     }
     if (issue.code === 'invalid_type') {
-      return `${key}: ${issue.message.replace(/^Invalid input: /, '')}; set ${key} to a ${issue.expected}`;
+      return `${key}: ${issue.message.replace(/^Invalid input: /, '')}; set ${key} to ${/^[aeiou]/.test(issue.expected) ? 'an' : 'a'} ${issue.expected}`;
     }
     return `${key}: ${issue.message}`;
   });

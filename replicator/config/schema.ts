@@ -1,11 +1,22 @@
 // The replicator's configuration: one zod schema is the type, the validator and the reference
 // (README "Configuration reference" mirrors it). Defaults live here and nowhere else.
+import { isIP } from 'node:net';
 import { z } from 'zod';
 
 const port = z.number().int().min(1).max(65535);
 const hostPort = z
   .string()
   .regex(/^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9._-]+):\d{1,5}$/, 'expected host:port, e.g. 10.0.0.5:5353 or [::1]:5353');
+const cidr = z.string().refine(
+  (v) => {
+    const m = /^([^/]+)\/(\d{1,3})$/.exec(v);
+    if (!m) return false;
+    const fam = isIP(m[1]);
+    const bits = Number(m[2]);
+    return (fam === 4 && bits <= 32) || (fam === 6 && bits <= 128);
+  },
+  { message: 'expected a CIDR such as 10.0.0.0/8 or 2001:db8::/32' },
+);
 const name = z
   .string()
   .regex(/^[a-z0-9]([a-z0-9-]{0,30}[a-z0-9])?$/, 'use 1-32 lowercase letters, digits or dashes, e.g. aws');
@@ -39,6 +50,17 @@ export const replicatorConfigSchema = z.strictObject({
       sessionIdleTimeoutMs: z.number().int().min(100).max(86_400_000).default(60_000),
       /** reply: one upstream socket per session relays backend replies; oneway: telemetry/syslog, no replies. */
       mode: z.enum(['reply', 'oneway']).default('reply'),
+      /** Client sources allowed (empty: all); checked when a session opens. */
+      allowCidrs: z.array(cidr).default([]),
+      /** Client sources refused, even when allowed above. */
+      denyCidrs: z.array(cidr).default([]),
+      /** Per-client token bucket; datagrams over it are dropped and counted (rate_limited). */
+      rateLimit: z
+        .strictObject({
+          datagramsPerSecond: z.number().positive().max(10_000_000),
+          burst: z.number().int().min(1).max(10_000_000),
+        })
+        .optional(),
     })
     .prefault({}),
   replication: z
@@ -58,6 +80,19 @@ export const replicatorConfigSchema = z.strictObject({
         .default(64 * 1024 * 1024),
       /** Largest replication frame on the wire (fits a 1500-byte path with IP/UDP headers). */
       maxFrameBytes: z.number().int().min(512).max(65000).default(1472),
+      /**
+       * Frame authentication (HMAC-SHA256). Keys come from these files (first signs, all verify: list the
+       * new key first during a rollover) and from UDPMESH_CLUSTER_KEY / UDPMESH_CLUSTER_KEY_PREVIOUS.
+       */
+      auth: z
+        .strictObject({
+          keyFiles: z.array(z.string().min(1)).max(2).default([]),
+          /** Accept unsigned frames (only while turning authentication on across the mesh). */
+          allowUnsigned: z.boolean().default(false),
+          /** Key files are re-read this often, so a rotated Kubernetes Secret takes effect without a restart. */
+          reloadMs: z.number().int().min(1000).max(3_600_000).default(10_000),
+        })
+        .prefault({}),
       /** Static peers, merged with the members discovered in etcd (used when etcd is unreachable at start). */
       peers: z.array(peerSchema).default([]),
     })
@@ -79,6 +114,8 @@ export const replicatorConfigSchema = z.strictObject({
       message: 'set delivery.backends (e.g. ["127.0.0.1:5353"]) or delivery.dns (e.g. "echo.svc:5353")',
       path: ['backends'],
     }),
+  /** Worker processes sharing the ingress ports with SO_REUSEPORT; each owns the sessions the kernel hashes to it. */
+  workers: z.number().int().min(1).max(64).default(1),
   etcd: z
     .strictObject({
       endpoints: z.array(z.string().url('expected a URL such as http://127.0.0.1:2379')).min(1),

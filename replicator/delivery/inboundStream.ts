@@ -217,12 +217,19 @@ export class InboundStream {
     this.deliverNow(p.session, p.seq, p.payload, now);
   }
 
-  /** The reorder buffer is full: give up on the oldest gap now rather than grow without bound. */
+  /**
+   * The reorder buffer is full: give up on the oldest gaps now rather than grow without bound. One gap may
+   * release nothing (the run after it can be datagrams already delivered in session order), so keep skipping
+   * until the buffer is back within its limit; with no gap left below `highest` nothing can be held.
+   */
   private forceGap(now: number): void {
-    const b0 = this.window.base;
-    const n = this.window.skipGap();
-    this.counters.reorderOverflowSkipped += n;
-    this.release(b0, this.window.base, now);
+    while (this.pending.size > this.opts.reorderLimit) {
+      const b0 = this.window.base;
+      const n = this.window.skipGap();
+      if (n === 0) break;
+      this.counters.reorderOverflowSkipped += n;
+      this.release(b0, this.window.base, now);
+    }
   }
 
   /** Fields for the next ACK frame. */

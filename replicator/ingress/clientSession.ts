@@ -5,8 +5,9 @@ import type { Socket } from 'node:dgram';
 import type { PeerLink } from '../replication/peerLink.ts';
 import type { Backend } from '../delivery/backendPool.ts';
 import type { TableEntry } from './sessionTable.ts';
+import type { Bucket } from './admission.ts';
 
-export interface ClientSession extends TableEntry {
+export interface ClientSession extends TableEntry, Bucket {
   id: number;
   address: string;
   port: number;

@@ -40,13 +40,21 @@ export class SessionTable<E extends TableEntry> {
     return this.established.get(key) ?? this.probation.get(key);
   }
 
-  /** Inserts a new entry, evicting one first when full. Returns the evicted entry's reason or undefined. */
-  add(entry: E, now: number): void {
+  /**
+   * Inserts a new entry. When full, the oldest probation entry makes room; established entries are never
+   * evicted for a newcomer (only by idle expiry), so when only they remain the newcomer is refused (false).
+   */
+  add(entry: E, now: number): boolean {
     if (this.get(entry.key)) throw new Error(`session ${entry.key} already present`);
-    while (this.size >= this.maxSessions) this.evictOne();
+    while (this.size >= this.maxSessions) {
+      const victim = first(this.probation);
+      if (!victim) return false;
+      this.delete(victim, 'capacity');
+    }
     entry.lastSeen = now;
     entry.refreshedAt = now;
     (entry.established ? this.established : this.probation).set(entry.key, entry);
+    return true;
   }
 
   /** Records activity on an entry already in the table. */
@@ -74,11 +82,6 @@ export class SessionTable<E extends TableEntry> {
 
   delete(entry: E, reason: EvictReason = 'closed'): void {
     if (this.probation.delete(entry.key) || this.established.delete(entry.key)) this.onEvict(entry, reason);
-  }
-
-  private evictOne(): void {
-    const victim = first(this.probation) ?? first(this.established);
-    if (victim) this.delete(victim, 'capacity');
   }
 
   /** Expires idle entries; cost is proportional to what expires (plus the entries refreshed on the way). */

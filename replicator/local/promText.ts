@@ -8,13 +8,18 @@ export interface Sample {
 }
 
 function parseValue(s: string): number {
-  switch (s) {
-    case '+Inf':
-    case 'Inf':
+  // Like Go's strconv.ParseFloat (what Prometheus uses): NaN and Inf in any letter case
+  // (prom-client prints "Nan" for an empty event-loop histogram).
+  switch (s.toLowerCase()) {
+    case '+inf':
+    case 'inf':
+    case '+infinity':
+    case 'infinity':
       return Infinity;
-    case '-Inf':
+    case '-inf':
+    case '-infinity':
       return -Infinity;
-    case 'NaN':
+    case 'nan':
       return NaN;
     default: {
       const v = Number(s);

@@ -38,6 +38,8 @@ export class ReplicatorProcess {
   private readonly mainPath: string;
   private readonly exitListeners: ((info: ExitInfo, expected: boolean) => void)[] = [];
   private expectingExit = false;
+  /** How and when the last run ended (undefined while running or never started). */
+  lastExit: (ExitInfo & { at: Date; expected: boolean }) | undefined;
 
   constructor(opts: ReplicatorProcessOptions) {
     this.name = opts.name;
@@ -86,6 +88,7 @@ export class ReplicatorProcess {
     if (!existsSync(this.mainPath)) throw new Error(`replicator entry point ${this.mainPath} does not exist (yet)`);
     this.starts++;
     this.expectingExit = false;
+    this.lastExit = undefined;
     const fd = openSync(this.logFile, 'a');
     try {
       writeSync(fd, `--- ${this.name}: start #${this.starts} at ${new Date().toISOString()} ---\n`);
@@ -105,6 +108,7 @@ export class ReplicatorProcess {
     });
     child.once('exit', (code, signal) => {
       const expected = this.expectingExit;
+      this.lastExit = { code, signal, at: new Date(), expected };
       for (const l of this.exitListeners) l({ code, signal }, expected);
     });
   }

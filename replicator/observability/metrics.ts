@@ -22,11 +22,20 @@ export function createMetricsRegistry(snapshot: () => ReplicatorSnapshot): clien
         fill(this, get());
       },
     });
-  const gauge = (name: string, help: string, labelNames: string[], fill: (m: client.Gauge, s: ReplicatorSnapshot) => void) =>
+  // With several workers the primary aggregates their registries: sums by default, `min` where every
+  // worker must agree (ready, etcd up).
+  const gauge = (
+    name: string,
+    help: string,
+    labelNames: string[],
+    fill: (m: client.Gauge, s: ReplicatorSnapshot) => void,
+    aggregator: client.Aggregator = 'sum',
+  ) =>
     new client.Gauge({
       name,
       help,
       labelNames,
+      aggregator,
       ...reg,
       collect() {
         this.reset();
@@ -83,8 +92,8 @@ export function createMetricsRegistry(snapshot: () => ReplicatorSnapshot): clien
   });
   gauge('udpmesh_sessions_active', 'Client sessions in the ingress table.', [], (m, s) => m.set(s.sessionsActive));
   gauge('udpmesh_reorder_buffered_datagrams', 'Datagrams held waiting for a gap to fill.', [], (m, s) => m.set(s.reorderBuffered));
-  gauge('udpmesh_etcd_up', '1 while the etcd lease is alive and membership is current.', [], (m, s) => m.set(s.etcdUp ? 1 : 0));
-  gauge('udpmesh_ready', '1 while ready to accept traffic.', [], (m, s) => m.set(s.ready ? 1 : 0));
-  gauge('udpmesh_epoch', 'Epoch of this replicator incarnation.', [], (m, s) => m.set(s.epoch));
+  gauge('udpmesh_etcd_up', '1 while the etcd lease is alive and membership is current.', [], (m, s) => m.set(s.etcdUp ? 1 : 0), 'min');
+  gauge('udpmesh_ready', '1 while ready to accept traffic.', [], (m, s) => m.set(s.ready ? 1 : 0), 'min');
+  gauge('udpmesh_epoch', 'Epoch of this replicator incarnation.', [], (m, s) => m.set(s.epoch), 'max');
   return registry;
 }

@@ -14,6 +14,12 @@ export const DropReason = {
   NoBackend: 'no_backend',
   Late: 'late',
   SendError: 'send_error',
+  Unauthenticated: 'unauthenticated',
+  BadMac: 'bad_mac',
+  RateLimited: 'rate_limited',
+  Denied: 'denied',
+  NotAllowed: 'not_allowed',
+  SessionCap: 'session_cap',
 } as const;
 export type DropReason = (typeof DropReason)[keyof typeof DropReason];
 

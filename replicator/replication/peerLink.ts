@@ -59,6 +59,8 @@ export class PeerLink {
   readonly counters: PeerLinkCounters = { replicated: 0, retransmits: 0, backlogDropped: 0, framesSent: 0, acksReceived: 0 };
   lastHeardAt: number;
   private lastPingAt = 0;
+  /** Timestamps of recent PINGs: a PONG must echo one of them (a replayed or forged PONG is ignored). */
+  private readonly outstandingPings: number[] = [];
   private earliestDue = Infinity;
   private cap = INITIAL_CAPACITY;
   private sessions = new Uint32Array(INITIAL_CAPACITY);
@@ -166,8 +168,11 @@ export class PeerLink {
   }
 
   onPong(timestamp: number, now: number): void {
+    const i = this.outstandingPings.indexOf(timestamp);
+    if (i < 0) return;
+    this.outstandingPings.splice(0, i + 1);
     this.heard(now);
-    if (timestamp <= now) this.rtt.update(now - timestamp);
+    this.rtt.update(now - timestamp);
   }
 
   /** Timers: RTO retransmission, liveness probes, down detection. Called every tick for every link. */
@@ -175,6 +180,8 @@ export class PeerLink {
     if (this.state === 'up' && now - this.lastHeardAt > this.params.peerDownAfterMs) this.state = 'down';
     if (now - this.lastPingAt >= this.params.pingIntervalMs) {
       this.lastPingAt = now;
+      this.outstandingPings.push(now);
+      if (this.outstandingPings.length > 8) this.outstandingPings.shift();
       this.io.send(encodePing(FrameType.Ping, this.opts.sender, this.opts.epoch, now), this.peer.port, this.peer.address);
     }
     if (this.state !== 'up') return;

@@ -1,0 +1,70 @@
+// Authentication of frames between replicators: HMAC-SHA256 (truncated to 128 bits) under a shared
+// cluster key, appended as a trailer [keyId u8 | mac 16] with the header's auth flag set. Two keys are
+// accepted during a rollover (current signs, previous still verifies). Replays are stopped further in:
+// DATA by the receive window, ACKs by never moving backwards, PONGs by matching an outstanding PING.
+import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
+
+export const FLAGS_OFFSET = 4;
+export const AUTH_FLAG = 0x01;
+export const MAC_BYTES = 16;
+export const TRAILER_BYTES = 1 + MAC_BYTES;
+export const MIN_KEY_BYTES = 16;
+
+export interface FrameKey {
+  id: number;
+  key: Buffer;
+}
+
+export interface KeyRing {
+  /** Signs outgoing frames; undefined = authentication off. */
+  current: FrameKey | undefined;
+  /** Keys accepted on incoming frames (current first). */
+  accepted: FrameKey[];
+  /** Accept frames without a MAC (only for a rollout that turns authentication on). */
+  allowUnsigned: boolean;
+}
+
+export function frameKey(key: Buffer): FrameKey {
+  if (key.length < MIN_KEY_BYTES) throw new RangeError(`a cluster key needs at least ${MIN_KEY_BYTES} bytes`);
+  return { id: createHash('sha256').update(key).digest()[0], key };
+}
+
+export function makeKeyRing(keys: Buffer[], allowUnsigned = false): KeyRing {
+  const fk = keys.map(frameKey);
+  return { current: fk[0], accepted: fk, allowUnsigned: fk.length === 0 || allowUnsigned };
+}
+
+function mac(key: Buffer, data: Buffer): Buffer {
+  return createHmac('sha256', key).update(data).digest().subarray(0, MAC_BYTES);
+}
+
+/** Returns the frame with the auth flag set and the trailer appended (a new buffer). */
+export function signFrame(frame: Buffer, ring: KeyRing): Buffer {
+  const k = ring.current;
+  if (!k) return frame;
+  const out = Buffer.allocUnsafe(frame.length + TRAILER_BYTES);
+  frame.copy(out, 0);
+  out[FLAGS_OFFSET] |= AUTH_FLAG;
+  out[frame.length] = k.id;
+  mac(k.key, out.subarray(0, frame.length + 1)).copy(out, frame.length + 1);
+  return out;
+}
+
+export type VerifyResult = { ok: true; frame: Buffer } | { ok: false; reason: 'unauthenticated' | 'bad_mac' };
+
+/** Verifies and strips the trailer; the returned frame is a view of `buf` without it. */
+export function verifyFrame(buf: Buffer, ring: KeyRing): VerifyResult {
+  if (buf.length <= FLAGS_OFFSET) return { ok: true, frame: buf }; // too short to matter: the decoder rejects it
+  const signed = (buf[FLAGS_OFFSET] & AUTH_FLAG) !== 0;
+  if (!signed) return ring.allowUnsigned ? { ok: true, frame: buf } : { ok: false, reason: 'unauthenticated' };
+  if (buf.length < FLAGS_OFFSET + 1 + TRAILER_BYTES) return { ok: false, reason: 'bad_mac' };
+  const body = buf.length - MAC_BYTES;
+  const keyId = buf[body - 1];
+  if (ring.accepted.length === 0) return { ok: true, frame: buf.subarray(0, body - 1) };
+  const got = buf.subarray(body);
+  for (const k of ring.accepted) {
+    if (k.id !== keyId) continue;
+    if (timingSafeEqual(mac(k.key, buf.subarray(0, body)), got)) return { ok: true, frame: buf.subarray(0, body - 1) };
+  }
+  return { ok: false, reason: 'bad_mac' };
+}

@@ -1,0 +1,21 @@
+// Where the inter-cluster keys come from: key files (a mounted Kubernetes Secret, re-read so a rotation
+// needs no restart) and the environment. The first key signs; every key verifies.
+import { readFileSync } from 'node:fs';
+import { makeKeyRing, type KeyRing } from '../protocol/frameAuth.ts';
+
+export function loadKeyRing(
+  auth: { keyFiles: string[]; allowUnsigned: boolean },
+  env: NodeJS.ProcessEnv = process.env,
+): KeyRing {
+  const keys: Buffer[] = [];
+  for (const file of auth.keyFiles) {
+    const text = readFileSync(file, 'utf8').trim();
+    if (text) keys.push(Buffer.from(text, 'utf8'));
+  }
+  for (const name of ['UDPMESH_CLUSTER_KEY', 'UDPMESH_CLUSTER_KEY_PREVIOUS']) {
+    const v = env[name]?.trim();
+    if (v) keys.push(Buffer.from(v, 'utf8'));
+  }
+  const uniq = [...new Map(keys.map((k) => [k.toString('hex'), k])).values()];
+  return makeKeyRing(uniq, auth.allowUnsigned);
+}
