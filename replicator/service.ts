@@ -55,6 +55,8 @@ export class Replicator {
   private readonly links = new Map<string, LinkEntry>();
   private remoteClusters = new Map<string, PeerLink[]>();
   private targetsVersion = 0;
+  private readonly interned = new Map<string, PeerLink[]>();
+  private internedVersion = -1;
   private readonly inbound = new Map<string, InboundEntry>();
   private readonly ackDirty = new Set<InboundEntry>();
   private readonly dirtyLinks = new Set<PeerLink>();
@@ -328,7 +330,18 @@ export class Replicator {
       const pick = rendezvous(live.length > 0 ? live : links, (l) => l.peer.id, s.hashKey);
       if (pick) out.push(pick);
     }
-    s.targets = out;
+    // Sessions that chose the same replicas share one array: a million sessions, a handful of arrays.
+    if (this.internedVersion !== this.targetsVersion) {
+      this.interned.clear();
+      this.internedVersion = this.targetsVersion;
+    }
+    const sig = out.map((l) => l.peer.id).join('\n');
+    let shared = this.interned.get(sig);
+    if (!shared) {
+      shared = out;
+      this.interned.set(sig, shared);
+    }
+    s.targets = shared;
     s.targetsVersion = this.targetsVersion;
   }
 
