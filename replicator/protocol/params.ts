@@ -14,7 +14,7 @@ export const protocolParams = {
   /** Bounds on the retransmission timeout. The floor stops spurious retransmits on jittery links. */
   minRtoMs: 15,
   maxRtoMs: 2000,
-  /** Each unacknowledged retransmission of the same datagram stretches its timeout (KCP uses 1.5). */
+  /** Each probe timeout without progress stretches the next one (KCP backs off by 1.5). */
   rtoBackoff: 1.5,
   /** A datagram is lost once this many later datagrams were acknowledged (RFC 9002 kPacketThreshold). */
   packetThreshold: 3,

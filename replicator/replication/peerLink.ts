@@ -1,8 +1,11 @@
 // The outbound half of replication to one peer replicator: a stream of positions 0,1,2,... kept in a
 // retransmit ring (bounded in bytes) until the peer acknowledges them. Sends in batched DATA frames inside
-// the peer's receive window, retransmits on RTO (per datagram, backed off) and fast-retransmits once
-// later positions were acknowledged (RFC 9002 packet threshold). A silent peer is marked down: nothing is
-// sent but probes, the backlog is kept up to its bound (overflow counted), and on return it is resent.
+// the peer's receive window. Loss detection is QUIC's (RFC 9002): on each ACK, a position is lost when
+// `packetThreshold` later positions were acknowledged, or when something sent more than 9/8 RTT after it
+// was acknowledged. When ACKs stop coming, a probe timeout (PTO, backed off) resends only the oldest
+// frame's worth, never the whole flight, so a slow receiver does not trigger a retransmission storm.
+// A silent peer is marked down: nothing is sent but pings, the backlog is kept up to its bound (overflow
+// counted), and on return everything unacknowledged is resent.
 // No sockets here: `io.send` is injected, time is passed in.
 import { FrameType, dataHeaderBytes, encodeData, encodePing, RECORD_HEADER_BYTES, type AckFrame } from '../protocol/frame.ts';
 import { protocolParams, type ProtocolParams } from '../protocol/params.ts';
@@ -61,7 +64,9 @@ export class PeerLink {
   private lastPingAt = 0;
   /** Timestamps of recent PINGs: a PONG must echo one of them (a replayed or forged PONG is ignored). */
   private readonly outstandingPings: number[] = [];
-  private earliestDue = Infinity;
+  /** Consecutive probe timeouts without progress (backs the PTO off); reset by any newly acknowledged data. */
+  private ptoCount = 0;
+  private lastProgressAt: number;
   private cap = INITIAL_CAPACITY;
   private sessions = new Uint32Array(INITIAL_CAPACITY);
   private seqs = new Uint32Array(INITIAL_CAPACITY);
@@ -81,6 +86,7 @@ export class PeerLink {
     this.params = opts.params ?? protocolParams;
     this.rtt = new RttEstimator(this.params);
     this.lastHeardAt = now;
+    this.lastProgressAt = now;
     this.frameBudget = opts.maxFrameBytes - dataHeaderBytes(opts.sender);
   }
 
@@ -130,9 +136,9 @@ export class PeerLink {
       if (this.sends[i] < 255) this.sends[i]++;
     }
     if (batch.length > 0) this.emit(batch);
+    // Nothing was in flight before: the probe timer starts from this send, not from an old ACK.
+    if (this.sendPos === this.low) this.lastProgressAt = now;
     this.sendPos = limit;
-    const due = now + this.rtt.rtoMs();
-    if (due < this.earliestDue) this.earliestDue = due;
   }
 
   onAck(ack: AckFrame, now: number): void {
@@ -140,31 +146,52 @@ export class PeerLink {
     this.counters.acksReceived++;
     this.heard(now);
     const base = Math.min(ack.base, this.sendPos);
-    // RTT from the largest position if this ACK is the first to cover it and it was sent once (Karn).
     const largest = ack.largest;
+    const mask = this.cap - 1;
+    // RTT from the largest position if this ACK is the first to cover it and it was sent once (Karn).
     if (largest >= this.low && largest < this.sendPos) {
-      const i = largest & (this.cap - 1);
+      const i = largest & mask;
       if (this.sends[i] === 1 && !this.sacked[i] && this.payloads[i] !== undefined) {
         this.rtt.update(now - this.sentAt[i], ack.ackDelayUs / 1000);
       }
     }
-    while (this.low < base) this.release();
+    // The latest send time among newly acknowledged positions: the reference for the time threshold.
+    let refSent = -Infinity;
+    let progressed = false;
+    while (this.low < base) {
+      const i = this.low & mask;
+      if (!this.sacked[i] && this.payloads[i] !== undefined && this.sentAt[i] > refSent) refSent = this.sentAt[i];
+      progressed = true;
+      this.release();
+    }
     for (const [s, e] of ack.ranges) {
-      for (let p = Math.max(s, this.low); p <= e && p < this.sendPos; p++) this.sacked[p & (this.cap - 1)] = 1;
-    }
-    // Fast retransmit: anything sent before the largest acknowledged position and still missing
-    // `packetThreshold` positions below it is lost; resend it now rather than at its RTO.
-    const lostBelow = Math.min(largest - this.params.packetThreshold + 1, this.sendPos);
-    if (lostBelow > this.low && largest < this.sendPos) {
-      const refSent = this.sentAt[largest & (this.cap - 1)];
-      const lost: OutRecord[] = [];
-      for (let p = this.low; p < lostBelow; p++) {
-        const i = p & (this.cap - 1);
-        if (this.sacked[i] || this.payloads[i] === undefined || this.sentAt[i] > refSent) continue;
-        lost.push(this.resend(p, i, now));
+      for (let p = Math.max(s, this.low); p <= e && p < this.sendPos; p++) {
+        const i = p & mask;
+        if (this.sacked[i]) continue;
+        this.sacked[i] = 1;
+        progressed = true;
+        if (this.sentAt[i] > refSent) refSent = this.sentAt[i];
       }
-      if (lost.length > 0) this.emitBatched(lost);
     }
+    if (progressed) {
+      this.ptoCount = 0;
+      this.lastProgressAt = now;
+    }
+    if (refSent === -Infinity || this.low >= this.sendPos) return;
+    const lossDelay = Math.max(this.params.tickMs, (9 / 8) * Math.max(this.rtt.srttMs, this.rtt.latestMs));
+    const packetLimit = largest - this.params.packetThreshold;
+    const largestSent = largest >= this.low && largest < this.sendPos ? this.sentAt[largest & mask] : -Infinity;
+    const lost: OutRecord[] = [];
+    for (let p = this.low; p < this.sendPos; p++) {
+      const i = p & mask;
+      if (this.sacked[i] || this.payloads[i] === undefined) continue;
+      const sent = this.sentAt[i];
+      if ((p <= packetLimit && sent <= largestSent) || sent < refSent - lossDelay) {
+        lost.push(this.resend(p, i, now));
+        if (lost.length >= this.params.maxSendPerTick) break;
+      }
+    }
+    if (lost.length > 0) this.emitBatched(lost);
   }
 
   onPong(timestamp: number, now: number): void {
@@ -185,7 +212,7 @@ export class PeerLink {
       this.io.send(encodePing(FrameType.Ping, this.opts.sender, this.opts.epoch, now), this.peer.port, this.peer.address);
     }
     if (this.state !== 'up') return;
-    if (now >= this.earliestDue) this.retransmitDue(now);
+    if (this.low < this.sendPos && now - this.lastProgressAt >= this.ptoMs()) this.probe(now);
     this.flush(now);
   }
 
@@ -205,27 +232,32 @@ export class PeerLink {
       // Back from the dead: resend every unacknowledged position, paced by flush's per-tick cap.
       this.state = 'up';
       this.sendPos = this.low;
-      this.earliestDue = Infinity;
+      this.ptoCount = 0;
+      this.lastProgressAt = now;
       this.flush(now);
     }
   }
 
-  private retransmitDue(now: number): void {
-    const rto = this.rtt.rtoMs();
-    let nextDue = Infinity;
+  /** Probe timeout: srtt + 4 rttvar + the peer's ack delay, backed off per probe without progress. */
+  ptoMs(): number {
+    const base = this.rtt.rtoMs() + this.params.ackDelayMs;
+    return Math.min(this.params.maxRtoMs, base * Math.pow(this.params.rtoBackoff, this.ptoCount));
+  }
+
+  /** ACKs stopped: resend the oldest frame's worth of unacknowledged positions. */
+  private probe(now: number): void {
     const out: OutRecord[] = [];
+    let size = 0;
     for (let p = this.low; p < this.sendPos; p++) {
       const i = p & (this.cap - 1);
       if (this.sacked[i] || this.payloads[i] === undefined) continue;
-      const due = this.sentAt[i] + rto * Math.pow(this.params.rtoBackoff, Math.max(0, this.sends[i] - 1));
-      if (due <= now) {
-        out.push(this.resend(p, i, now));
-        const again = now + rto * Math.pow(this.params.rtoBackoff, this.sends[i] - 1);
-        if (again < nextDue) nextDue = again;
-        if (out.length >= this.params.maxSendPerTick) break;
-      } else if (due < nextDue) nextDue = due;
+      const n = this.payloads[i]!.length + RECORD_HEADER_BYTES;
+      if (size + n > this.frameBudget && out.length > 0) break;
+      out.push(this.resend(p, i, now));
+      size += n;
     }
-    this.earliestDue = out.length >= this.params.maxSendPerTick ? now : nextDue;
+    this.ptoCount++;
+    this.lastProgressAt = now;
     if (out.length > 0) this.emitBatched(out);
   }
 
@@ -233,8 +265,6 @@ export class PeerLink {
     this.sentAt[i] = now;
     if (this.sends[i] < 255) this.sends[i]++;
     this.counters.retransmits++;
-    const due = now + this.rtt.rtoMs();
-    if (due < this.earliestDue) this.earliestDue = due;
     return { streamSeq: p, session: this.sessions[i], seq: this.seqs[i], payload: this.payloads[i]! };
   }
 
