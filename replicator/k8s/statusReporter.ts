@@ -43,12 +43,16 @@ function readOr(path: string): string | undefined {
 }
 
 export function startStatusReporter(opts: StatusReporterOptions): StatusReporter {
-  const apiBase = opts.apiBase ?? `https://${process.env.KUBERNETES_SERVICE_HOST ?? 'kubernetes.default.svc'}:${process.env.KUBERNETES_SERVICE_PORT ?? '443'}`;
+  const apiBase =
+    opts.apiBase ??
+    `https://${process.env.KUBERNETES_SERVICE_HOST ?? 'kubernetes.default.svc'}:${process.env.KUBERNETES_SERVICE_PORT ?? '443'}`;
   const namespace = opts.namespace ?? readOr(`${SA_DIR}/namespace`) ?? process.env.POD_NAMESPACE ?? 'default';
   const ca = opts.ca ?? (opts.apiBase ? undefined : readOr(`${SA_DIR}/ca.crt`));
   const log = opts.log ?? ((msg, fields) => console.error(JSON.stringify({ msg, ...fields })));
   const stats = { ok: 0, failed: 0 };
-  const url = new URL(`${apiBase}/apis/udpmesh.io/v1alpha1/namespaces/${namespace}/udpreplicators/${opts.name}/status`);
+  const url = new URL(
+    `${apiBase}/apis/udpmesh.io/v1alpha1/namespaces/${namespace}/udpreplicators/${opts.name}/status`,
+  );
   let inFlight = false;
 
   const reportNow = (): Promise<boolean> =>
@@ -61,23 +65,37 @@ export function startStatusReporter(opts: StatusReporterOptions): StatusReporter
       let body: string;
       try {
         const s = opts.observe();
-        body = JSON.stringify({ status: { ...s, reporter: opts.reporter ?? process.env.HOSTNAME ?? 'unknown', observedAt: new Date().toISOString() } });
+        body = JSON.stringify({
+          status: {
+            ...s,
+            reporter: opts.reporter ?? process.env.HOSTNAME ?? 'unknown',
+            observedAt: new Date().toISOString(),
+          },
+        });
       } catch (err) {
         fail(`observe() threw: ${(err as Error).message}`);
         return;
       }
       const token = opts.token ?? readOr(`${SA_DIR}/token`);
-      const headers: Record<string, string | number> = { 'content-type': 'application/merge-patch+json', 'content-length': Buffer.byteLength(body), accept: 'application/json' };
+      const headers: Record<string, string | number> = {
+        'content-type': 'application/merge-patch+json',
+        'content-length': Buffer.byteLength(body),
+        accept: 'application/json',
+      };
       if (token) headers.authorization = `Bearer ${token}`;
-      const req = (url.protocol === 'https:' ? httpsRequest : httpRequest)(url, { method: 'PATCH', headers, ca, timeout: 5000 }, (res) => {
-        res.resume();
-        res.on('end', () => {
-          if ((res.statusCode ?? 0) >= 200 && (res.statusCode ?? 0) < 300) {
-            stats.ok++;
-            resolve(true);
-          } else fail(`HTTP ${res.statusCode}`);
-        });
-      });
+      const req = (url.protocol === 'https:' ? httpsRequest : httpRequest)(
+        url,
+        { method: 'PATCH', headers, ca, timeout: 5000 },
+        (res) => {
+          res.resume();
+          res.on('end', () => {
+            if ((res.statusCode ?? 0) >= 200 && (res.statusCode ?? 0) < 300) {
+              stats.ok++;
+              resolve(true);
+            } else fail(`HTTP ${res.statusCode}`);
+          });
+        },
+      );
       req.on('timeout', () => req.destroy(new Error('timeout')));
       req.on('error', (err) => fail(err.message));
       req.end(body);

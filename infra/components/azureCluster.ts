@@ -1,0 +1,123 @@
+// AKS: resource group, VNet (node subnet + GatewaySubnet for the VPN gateway) and the managed cluster
+// (Azure CNI: pods take node-subnet addresses, which the VPN routes to the other clouds).
+import * as azure from '@pulumi/azure-native';
+import * as k8s from '@pulumi/kubernetes';
+import * as pulumi from '@pulumi/pulumi';
+import type { StackConfig } from '../config/schema.ts';
+import { hostAddress } from '../config/cidr.ts';
+import type { ClusterHandle } from './types.ts';
+
+/** Built-in "Network Contributor" role. */
+const NETWORK_CONTRIBUTOR = '4d97b98b-1d4f-4787-a291-c67834d212e7';
+
+export interface AzureClusterArgs {
+  spec: StackConfig;
+}
+
+export class AzureCluster extends pulumi.ComponentResource implements ClusterHandle {
+  readonly cloud = 'azure' as const;
+  readonly resourceGroup: azure.resources.ResourceGroup;
+  readonly vnet: azure.network.VirtualNetwork;
+  readonly gatewaySubnetId: pulumi.Output<string>;
+  readonly cluster: azure.containerservice.ManagedCluster;
+  readonly clusterName: pulumi.Output<string>;
+  readonly kubeconfig: pulumi.Output<string>;
+  readonly provider: k8s.Provider;
+
+  constructor(name: string, args: AzureClusterArgs, opts?: pulumi.ComponentResourceOptions) {
+    super('udpmesh:infra:AzureCluster', name, {}, opts);
+    const { spec } = args;
+    const z = spec.azure;
+    const p = { parent: this };
+    this.resourceGroup = new azure.resources.ResourceGroup(
+      `${name}-rg`,
+      { resourceGroupName: `${spec.mesh}-azure`, location: z.location },
+      p,
+    );
+    const nodeSubnetName = `${spec.mesh}-aks-nodes`;
+    this.vnet = new azure.network.VirtualNetwork(
+      `${name}-vnet`,
+      {
+        resourceGroupName: this.resourceGroup.name,
+        location: z.location,
+        virtualNetworkName: `${spec.mesh}-azure`,
+        addressSpace: { addressPrefixes: [z.vpcCidr] },
+        subnets: [
+          { name: nodeSubnetName, addressPrefix: z.nodeSubnetCidr },
+          { name: 'GatewaySubnet', addressPrefix: z.gatewaySubnetCidr },
+        ],
+      },
+      p,
+    );
+    const nodeSubnetId = pulumi.interpolate`${this.vnet.id}/subnets/${nodeSubnetName}`;
+    this.gatewaySubnetId = pulumi.interpolate`${this.vnet.id}/subnets/GatewaySubnet`;
+    this.cluster = new azure.containerservice.ManagedCluster(
+      `${name}-aks`,
+      {
+        resourceName: `${spec.mesh}-azure`,
+        resourceGroupName: this.resourceGroup.name,
+        location: z.location,
+        dnsPrefix: `${spec.mesh}-azure`,
+        kubernetesVersion: z.kubernetesVersion,
+        identity: { type: 'SystemAssigned' },
+        enableRBAC: true,
+        agentPoolProfiles: [
+          {
+            name: 'system',
+            mode: 'System',
+            vmSize: z.nodePool.machineType,
+            osDiskSizeGB: z.nodePool.diskSizeGb,
+            count: z.nodePool.desiredNodes,
+            minCount: z.nodePool.minNodes,
+            maxCount: z.nodePool.maxNodes,
+            enableAutoScaling: true,
+            vnetSubnetID: nodeSubnetId,
+            availabilityZones: ['1', '2', '3'],
+            osType: 'Linux',
+          },
+        ],
+        networkProfile: {
+          networkPlugin: 'azure',
+          networkPolicy: 'azure',
+          loadBalancerSku: 'standard',
+          serviceCidr: z.serviceCidr,
+          dnsServiceIP: hostAddress(z.serviceCidr, 10),
+        },
+      },
+      p,
+    );
+    // The cluster identity creates the etcd internal load balancers in our own (BYO) VNet subnet.
+    new azure.authorization.RoleAssignment(
+      `${name}-aks-network-contributor`,
+      {
+        principalId: this.cluster.identity.apply((i) => i?.principalId ?? ''),
+        principalType: 'ServicePrincipal',
+        scope: this.vnet.id,
+        roleDefinitionId: pulumi.interpolate`${this.resourceGroup.id.apply((id) => id.split('/resourceGroups/')[0])}/providers/Microsoft.Authorization/roleDefinitions/${NETWORK_CONTRIBUTOR}`,
+      },
+      p,
+    );
+    this.clusterName = this.cluster.name;
+    const creds = azure.containerservice.listManagedClusterUserCredentialsOutput(
+      { resourceGroupName: this.resourceGroup.name, resourceName: this.cluster.name },
+      { parent: this },
+    );
+    this.kubeconfig = pulumi.secret(
+      creds.kubeconfigs.apply((k) => {
+        const first = k?.[0]?.value;
+        if (!first) throw new Error('AKS returned no kubeconfig');
+        return Buffer.from(first, 'base64').toString('utf8');
+      }),
+    );
+    this.provider = new k8s.Provider(
+      `${name}-k8s`,
+      { kubeconfig: this.kubeconfig, enableServerSideApply: true },
+      { parent: this, dependsOn: [this.cluster] },
+    );
+    this.registerOutputs({
+      clusterName: this.clusterName,
+      kubeconfig: this.kubeconfig,
+      vnetId: this.vnet.id,
+    });
+  }
+}
