@@ -9,6 +9,7 @@ import { createLogger } from './logger.ts';
 import { createMetricsRegistry } from './observability/metrics.ts';
 import { startHttpServer } from './observability/httpServer.ts';
 import { Replicator } from './service.ts';
+import { startStatusReporter } from './k8s/statusReporter.ts';
 import { runPrimary, WORKER_INDEX_ENV, workerConfig, type WorkerStatusMessage } from './workers.ts';
 
 const USAGE = `usage: replicator --config <file.yaml|file.json>
@@ -57,7 +58,15 @@ async function main(): Promise<void> {
     new client.AggregatorRegistry(); // constructing one installs the worker's IPC responder
     const report = setInterval(() => {
       const s = replicator.snapshot();
-      const msg: WorkerStatusMessage = { type: 'udpmesh-status', ready: s.ready, draining: s.draining };
+      const msg: WorkerStatusMessage = {
+        type: 'udpmesh-status',
+        ready: s.ready,
+        draining: s.draining,
+        member: s.member,
+        epoch: s.epoch,
+        ingressDatagrams: s.ingressDatagrams,
+        sessionsActive: s.sessionsActive,
+      };
       process.send?.(msg);
     }, 500);
     report.unref();
@@ -89,6 +98,24 @@ async function main(): Promise<void> {
 
   try {
     await replicator.start();
+    // In Kubernetes the pod reports what it observes into its UdpReplicator's status (one worker speaks).
+    const crName = process.env.UDPREPLICATOR_NAME;
+    if (crName && (!isWorker || process.env[WORKER_INDEX_ENV] === '0')) {
+      const reporter = startStatusReporter({
+        name: crName,
+        reporter: replicator.member,
+        observe: () => {
+          const s = replicator.snapshot();
+          return {
+            peers: s.peers.map((p) => ({ name: p.id, up: p.up, lagDatagrams: p.lagDatagrams })),
+            sessions: s.sessionsActive,
+            etcdUp: s.etcdUp,
+          };
+        },
+        log: (msg, fields) => log.warn(fields ?? {}, msg),
+      });
+      process.once('exit', () => reporter.stop());
+    }
   } catch (err) {
     log.fatal({ err: (err as Error).message }, 'replicator failed to start');
     await http.close();
