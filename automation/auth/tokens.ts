@@ -1,0 +1,83 @@
+// Bearer tokens for the service. A token is `udpm_<id>_<secret>`; only sha256(secret) is stored
+// (the secret is 256 random bits, so a fast hash is as good as a slow one here), compared in
+// constant time. Roles: `read` (status, events, outputs, history) and `operate` (also up, preview,
+// refresh, destroy, cancel).
+import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import type { DatabaseSync } from 'node:sqlite';
+
+export type Role = 'read' | 'operate';
+export const ROLES: readonly Role[] = ['read', 'operate'];
+
+export interface TokenInfo {
+  id: string;
+  name: string;
+  role: Role;
+  createdAt: string;
+  revokedAt?: string;
+  lastUsedAt?: string;
+}
+
+const TOKEN_PATTERN = /^udpm_([0-9a-f]{16})_([A-Za-z0-9_-]{43})$/;
+
+const sha256 = (s: string) => createHash('sha256').update(s).digest();
+
+export function roleAllows(have: Role, need: Role): boolean {
+  return have === 'operate' || need === 'read';
+}
+
+type Row = Record<string, unknown>;
+const toInfo = (r: Row): TokenInfo => ({
+  id: String(r.id),
+  name: String(r.name),
+  role: String(r.role) as Role,
+  createdAt: String(r.created_at),
+  ...(r.revoked_at != null ? { revokedAt: String(r.revoked_at) } : {}),
+  ...(r.last_used_at != null ? { lastUsedAt: String(r.last_used_at) } : {}),
+});
+
+export class TokenStore {
+  constructor(private readonly db: DatabaseSync) {}
+
+  /** Creates a token; the returned `token` is shown once and never stored. */
+  create(name: string, role: Role): { token: string; info: TokenInfo } {
+    if (!ROLES.includes(role))
+      throw new Error(`unknown role ${JSON.stringify(role)} (use ${ROLES.join(' or ')})`);
+    if (!/^[\w .@:-]{1,64}$/.test(name))
+      throw new Error('token name: 1-64 characters from [A-Za-z0-9_ .@:-]');
+    const id = randomBytes(8).toString('hex');
+    const secret = randomBytes(32).toString('base64url');
+    this.db
+      .prepare('INSERT INTO tokens (id, name, role, hash, created_at) VALUES (?, ?, ?, ?, ?)')
+      .run(id, name, role, sha256(secret).toString('hex'), new Date().toISOString());
+    return { token: `udpm_${id}_${secret}`, info: this.get(id)! };
+  }
+
+  get(id: string): TokenInfo | undefined {
+    const r = this.db.prepare('SELECT * FROM tokens WHERE id = ?').get(id) as Row | undefined;
+    return r ? toInfo(r) : undefined;
+  }
+
+  list(): TokenInfo[] {
+    return (this.db.prepare('SELECT * FROM tokens ORDER BY created_at').all() as Row[]).map(toInfo);
+  }
+
+  revoke(id: string): boolean {
+    const r = this.db
+      .prepare('UPDATE tokens SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL')
+      .run(new Date().toISOString(), id);
+    return Number(r.changes) > 0;
+  }
+
+  /** The token's identity if it is valid and not revoked. */
+  verify(token: string): TokenInfo | undefined {
+    const m = TOKEN_PATTERN.exec(token);
+    if (!m) return undefined;
+    const r = this.db.prepare('SELECT * FROM tokens WHERE id = ?').get(m[1]!) as Row | undefined;
+    if (!r || r.revoked_at != null) return undefined;
+    const stored = Buffer.from(String(r.hash), 'hex');
+    const given = sha256(m[2]!);
+    if (stored.length !== given.length || !timingSafeEqual(stored, given)) return undefined;
+    this.db.prepare('UPDATE tokens SET last_used_at = ? WHERE id = ?').run(new Date().toISOString(), m[1]!);
+    return toInfo(r);
+  }
+}

@@ -1,0 +1,64 @@
+// Settings of the service and the CLI, from the environment (validated; a bad value fails fast).
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { z } from 'zod';
+
+/** The repository root (holds Pulumi.yaml and infra/). */
+export const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+
+const schema = z.object({
+  UDPMESH_HOST: z.string().min(1).default('127.0.0.1'),
+  UDPMESH_PORT: z.coerce.number().int().min(0).max(65535).default(8080),
+  UDPMESH_STATE_DIR: z.string().min(1).default(path.join(REPO_ROOT, '.udpmesh')),
+  UDPMESH_DB: z.string().min(1).optional(),
+  UDPMESH_MAX_CONCURRENT: z.coerce.number().int().min(1).max(64).default(4),
+  UDPMESH_BODY_LIMIT: z.coerce
+    .number()
+    .int()
+    .min(1024)
+    .max(16 * 1024 * 1024)
+    .default(256 * 1024),
+  UDPMESH_PROJECT_DIR: z.string().min(1).default(REPO_ROOT),
+  UDPMESH_PULUMI_ROOT: z.string().min(1).optional(),
+  UDPMESH_SECRETS_PROVIDER: z.string().min(1).optional(),
+  PULUMI_BACKEND_URL: z.string().min(1).optional(),
+  LOG_LEVEL: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
+});
+
+export interface AutomationConfig {
+  host: string;
+  port: number;
+  stateDir: string;
+  dbFile: string;
+  maxConcurrent: number;
+  bodyLimit: number;
+  projectDir: string;
+  pulumiRoot?: string;
+  secretsProvider?: string;
+  backendUrl?: string;
+  logLevel: string;
+}
+
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): AutomationConfig {
+  const r = schema.safeParse(env);
+  if (!r.success) {
+    throw new Error(
+      `invalid environment: ${r.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`,
+    );
+  }
+  const e = r.data;
+  const stateDir = path.resolve(e.UDPMESH_STATE_DIR);
+  return {
+    host: e.UDPMESH_HOST,
+    port: e.UDPMESH_PORT,
+    stateDir,
+    dbFile: e.UDPMESH_DB ? path.resolve(e.UDPMESH_DB) : path.join(stateDir, 'automation.db'),
+    maxConcurrent: e.UDPMESH_MAX_CONCURRENT,
+    bodyLimit: e.UDPMESH_BODY_LIMIT,
+    projectDir: path.resolve(e.UDPMESH_PROJECT_DIR),
+    logLevel: e.LOG_LEVEL,
+    ...(e.UDPMESH_PULUMI_ROOT ? { pulumiRoot: e.UDPMESH_PULUMI_ROOT } : {}),
+    ...(e.UDPMESH_SECRETS_PROVIDER ? { secretsProvider: e.UDPMESH_SECRETS_PROVIDER } : {}),
+    ...(e.PULUMI_BACKEND_URL ? { backendUrl: e.PULUMI_BACKEND_URL } : {}),
+  };
+}

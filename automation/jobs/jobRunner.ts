@@ -1,0 +1,304 @@
+// Runs operations as jobs: one job per stack at a time (a second submission is rejected with the
+// running job's id), different stacks in parallel up to `maxConcurrent` (the rest wait, queued),
+// every engine event persisted (redacted) and fanned out to live subscribers.
+import { EventEmitter } from 'node:events';
+import type { Logger } from 'pino';
+import type { OperationKind, StackEngine } from '../engine.ts';
+import { AutomationError, CancelledError, StackBusyError } from '../errors.ts';
+import type { StackEvent } from '../events.ts';
+import { Redactor, redactOutputs } from '../redact.ts';
+import { secretValuesOf, toPulumiConfig, type StackConfig } from '../spec.ts';
+import {
+  isTerminal,
+  type Job,
+  type JobError,
+  type JobEventRecord,
+  type JobStatus,
+  type JobStore,
+} from './jobStore.ts';
+
+export interface SubmitRequest {
+  stack: string;
+  operation: OperationKind;
+  /** Who asked (token name); recorded in the job and the audit log. */
+  actor: string;
+  /** Required for up and preview; validated already (spec.ts). Kept in memory only. */
+  spec?: StackConfig;
+  message?: string;
+  /** destroy only: remove the stack afterwards. */
+  remove?: boolean;
+}
+
+export interface JobRunnerOptions {
+  maxConcurrent: number;
+  logger?: Logger;
+  /**
+   * The values to hide for a spec. Default: the config values the infra schema marks secret
+   * (toPulumiConfig(...).secret). Overridable so the redaction pipeline can be tested
+   * independently of which schema fields are currently secret.
+   */
+  secretsOf?: (spec: StackConfig) => string[];
+}
+
+interface ActiveJob {
+  id: string;
+  req: SubmitRequest;
+  controller: AbortController;
+  redactor: Redactor;
+  started: boolean;
+  done: Promise<void>;
+  resolveDone: () => void;
+}
+
+export class JobNotFoundError extends Error {
+  constructor(readonly jobId: string) {
+    super(`job ${jobId} not found`);
+  }
+}
+export class JobFinishedError extends Error {
+  constructor(readonly job: Job) {
+    super(`job ${job.id} already finished (${job.status})`);
+  }
+}
+
+export class JobRunner {
+  private readonly byStack = new Map<string, ActiveJob>();
+  private readonly byId = new Map<string, ActiveJob>();
+  private readonly queue: ActiveJob[] = [];
+  private running = 0;
+  private stopping = false;
+  private readonly emitter = new EventEmitter();
+
+  constructor(
+    private readonly store: JobStore,
+    private readonly engine: StackEngine,
+    private readonly opts: JobRunnerOptions,
+  ) {
+    if (!(opts.maxConcurrent >= 1)) throw new Error('maxConcurrent must be >= 1');
+    this.emitter.setMaxListeners(0);
+  }
+
+  /** Accepts an operation; throws StackBusyError (with the holder's id) if the stack has one. */
+  submit(req: SubmitRequest): Job {
+    if (this.stopping) throw new Error('the service is shutting down');
+    if ((req.operation === 'up' || req.operation === 'preview') && !req.spec) {
+      throw new Error(`${req.operation} needs a spec`);
+    }
+    const holder = this.byStack.get(req.stack);
+    if (holder) {
+      this.store.audit({
+        actor: req.actor,
+        action: `job.${req.operation}`,
+        stack: req.stack,
+        jobId: holder.id,
+        result: 'rejected_busy',
+      });
+      throw new StackBusyError(req.stack, holder.id);
+    }
+    const secrets = req.spec ? (this.opts.secretsOf ?? defaultSecretsOf)(req.spec) : [];
+    const job = this.store.createJob({
+      stack: req.stack,
+      operation: req.operation,
+      requestedBy: req.actor,
+      ...(req.message ? { message: req.message } : {}),
+      options: req.operation === 'destroy' ? { remove: !!req.remove } : {},
+    });
+    let resolveDone!: () => void;
+    const done = new Promise<void>((r) => (resolveDone = r));
+    const active: ActiveJob = {
+      id: job.id,
+      req,
+      controller: new AbortController(),
+      redactor: new Redactor(secrets),
+      started: false,
+      done,
+      resolveDone,
+    };
+    this.byStack.set(req.stack, active);
+    this.byId.set(job.id, active);
+    this.store.audit({
+      actor: req.actor,
+      action: `job.${req.operation}`,
+      stack: req.stack,
+      jobId: job.id,
+      result: 'accepted',
+    });
+    this.record(active, 'status', { status: 'queued' });
+    this.queue.push(active);
+    this.pump();
+    return this.store.getJob(job.id)!;
+  }
+
+  /**
+   * Cancels a job: a queued job ends at once; a running one is signalled (Pulumi stops gracefully,
+   * the job ends as cancelled when the engine returns). Returns the job's current record.
+   */
+  cancel(jobId: string, actor: string): Job {
+    const job = this.store.getJob(jobId);
+    if (!job) throw new JobNotFoundError(jobId);
+    const active = this.byId.get(jobId);
+    if (!active || isTerminal(job.status)) throw new JobFinishedError(job);
+    this.store.audit({ actor, action: 'job.cancel', stack: job.stack, jobId, result: 'requested' });
+    if (!active.started) {
+      this.queue.splice(this.queue.indexOf(active), 1);
+      this.complete(active, 'cancelled', {
+        error: { code: 'cancelled', message: `cancelled by ${actor} before it started` },
+      });
+    } else if (!active.controller.signal.aborted) {
+      this.record(active, 'status', { status: 'cancelling', by: actor });
+      active.controller.abort();
+    }
+    return this.store.getJob(jobId)!;
+  }
+
+  /** Live events of a job (those appended after the call). Returns an unsubscribe function. */
+  subscribe(jobId: string, listener: (e: JobEventRecord) => void): () => void {
+    this.emitter.on(jobId, listener);
+    return () => this.emitter.off(jobId, listener);
+  }
+
+  /** Live subscribers of a job (SSE connections). */
+  subscriberCount(jobId: string): number {
+    return this.emitter.listenerCount(jobId);
+  }
+
+  isActive(jobId: string): boolean {
+    return this.byId.has(jobId);
+  }
+
+  /** Resolves when the job (if it is active) has finished. */
+  async waitFor(jobId: string): Promise<void> {
+    await this.byId.get(jobId)?.done;
+  }
+
+  /** Resolves when no job is queued or running. */
+  async idle(): Promise<void> {
+    while (this.byId.size > 0) await Promise.all([...this.byId.values()].map((a) => a.done));
+  }
+
+  /**
+   * Graceful stop: no new jobs; queued ones end interrupted, running ones are signalled and end
+   * interrupted (not cancelled: nobody asked). Whatever is still running after `timeoutMs` is
+   * left for the next start's recovery to mark interrupted.
+   */
+  async shutdown(timeoutMs = 30_000): Promise<void> {
+    this.stopping = true;
+    for (const a of [...this.queue]) {
+      this.queue.splice(this.queue.indexOf(a), 1);
+      this.complete(a, 'interrupted', {
+        error: { code: 'interrupted', message: 'the service stopped before the job started' },
+      });
+    }
+    for (const a of this.byId.values()) a.controller.abort();
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([
+      this.idle(),
+      new Promise<void>((r) => {
+        timer = setTimeout(r, timeoutMs);
+        timer.unref();
+      }),
+    ]);
+    clearTimeout(timer);
+  }
+
+  // --- internals ---
+
+  private pump(): void {
+    while (this.running < this.opts.maxConcurrent && this.queue.length > 0) {
+      const next = this.queue.shift()!;
+      this.running++;
+      next.started = true;
+      void this.execute(next).finally(() => {
+        this.running--;
+        this.pump();
+      });
+    }
+  }
+
+  private async execute(a: ActiveJob): Promise<void> {
+    const { req } = a;
+    this.store.markRunning(a.id);
+    this.record(a, 'status', { status: 'running' });
+    const ctx = {
+      signal: a.controller.signal,
+      onEvent: (e: StackEvent) => this.record(a, 'engine', e),
+      ...(req.message ? { message: req.message } : {}),
+    };
+    try {
+      let result;
+      switch (req.operation) {
+        case 'up':
+          result = await this.engine.up(req.stack, req.spec!, ctx);
+          break;
+        case 'preview':
+          result = await this.engine.preview(req.stack, req.spec!, ctx);
+          break;
+        case 'refresh':
+          result = await this.engine.refresh(req.stack, ctx);
+          break;
+        case 'destroy':
+          result = await this.engine.destroy(req.stack, { remove: !!req.remove }, ctx);
+          break;
+      }
+      // Secret outputs are hidden here too, whatever the engine did.
+      const safe = result.outputs ? { ...result, outputs: redactOutputs(result.outputs) } : result;
+      this.complete(a, 'succeeded', { result: a.redactor.value(safe) });
+    } catch (err) {
+      const error = toJobError(err, a.redactor);
+      const status: JobStatus = this.stopping
+        ? 'interrupted'
+        : err instanceof CancelledError || a.controller.signal.aborted
+          ? 'cancelled'
+          : 'failed';
+      if (!(err instanceof AutomationError)) {
+        this.opts.logger?.error(
+          { jobId: a.id, stack: req.stack, err: error },
+          'job failed with an unexpected error',
+        );
+      }
+      this.complete(a, status, { error });
+    }
+  }
+
+  private complete(a: ActiveJob, status: JobStatus, outcome: { result?: unknown; error?: JobError }): void {
+    const { req } = a;
+    if (this.store.finish(a.id, status, outcome)) {
+      this.record(a, 'result', { status, ...outcome });
+      this.store.audit({
+        actor: req.actor,
+        action: `job.${req.operation}`,
+        stack: req.stack,
+        jobId: a.id,
+        result: status,
+        ...(outcome.error ? { detail: `${outcome.error.code}: ${outcome.error.message}`.slice(0, 500) } : {}),
+      });
+      this.opts.logger?.info(
+        { jobId: a.id, stack: req.stack, operation: req.operation, status },
+        'job finished',
+      );
+    }
+    this.byStack.delete(req.stack);
+    this.byId.delete(a.id);
+    a.resolveDone();
+  }
+
+  private record(a: ActiveJob, type: string, data: unknown): void {
+    const safe = a.redactor.value(data);
+    try {
+      const rec = this.store.appendEvent(a.id, type, safe);
+      this.emitter.emit(a.id, rec);
+    } catch (err) {
+      this.opts.logger?.error({ jobId: a.id, err: (err as Error).message }, 'could not record job event');
+    }
+  }
+}
+
+export function defaultSecretsOf(spec: StackConfig): string[] {
+  return secretValuesOf(toPulumiConfig(spec));
+}
+
+export function toJobError(err: unknown, redactor: Redactor): JobError {
+  if (err instanceof AutomationError) return redactor.value(err.toJSON());
+  const message = err instanceof Error ? err.message : String(err);
+  return { code: 'internal', message: redactor.string(message) };
+}

@@ -1,0 +1,81 @@
+// Wires the service together: database (recovering interrupted jobs), job runner, HTTP app.
+import type { AddressInfo } from 'node:net';
+import type { DatabaseSync } from 'node:sqlite';
+import type { Logger } from 'pino';
+import { TokenStore } from './auth/tokens.ts';
+import type { StackEngine } from './engine.ts';
+import type { StackConfig } from './spec.ts';
+import { buildApp, type App } from './http/app.ts';
+import { openDatabase } from './jobs/db.ts';
+import { JobRunner } from './jobs/jobRunner.ts';
+import { JobStore } from './jobs/jobStore.ts';
+
+export interface ServiceOptions {
+  engine: StackEngine;
+  /** SQLite file (or ':memory:'). */
+  dbFile: string;
+  host?: string;
+  port?: number;
+  maxConcurrent?: number;
+  bodyLimit?: number;
+  heartbeatMs?: number;
+  logger?: Logger;
+  /** See JobRunnerOptions.secretsOf. */
+  secretsOf?: (spec: StackConfig) => string[];
+}
+
+export interface Service {
+  app: App;
+  url: string;
+  db: DatabaseSync;
+  store: JobStore;
+  tokens: TokenStore;
+  runner: JobRunner;
+  /** Jobs that the previous process left unfinished and were marked interrupted at start. */
+  recovered: string[];
+  /** Graceful stop: running jobs are signalled and end interrupted; then the server and DB close. */
+  close(opts?: { jobTimeoutMs?: number }): Promise<void>;
+}
+
+export async function startService(opts: ServiceOptions): Promise<Service> {
+  const db = openDatabase(opts.dbFile);
+  const store = new JobStore(db);
+  const recovered = store.recoverInterrupted();
+  if (recovered.length > 0)
+    opts.logger?.warn({ jobs: recovered }, 'jobs left running by the previous process marked interrupted');
+  const tokens = new TokenStore(db);
+  const runner = new JobRunner(store, opts.engine, {
+    maxConcurrent: opts.maxConcurrent ?? 4,
+    ...(opts.logger ? { logger: opts.logger } : {}),
+    ...(opts.secretsOf ? { secretsOf: opts.secretsOf } : {}),
+  });
+  const app = await buildApp({
+    engine: opts.engine,
+    store,
+    runner,
+    tokens,
+    ...(opts.logger ? { logger: opts.logger } : {}),
+    ...(opts.bodyLimit ? { bodyLimit: opts.bodyLimit } : {}),
+    ...(opts.heartbeatMs ? { heartbeatMs: opts.heartbeatMs } : {}),
+  });
+  await app.listen({ host: opts.host ?? '127.0.0.1', port: opts.port ?? 0 });
+  const addr = app.server.address() as AddressInfo;
+  const host = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address;
+  let closed = false;
+  return {
+    app,
+    url: `http://${host}:${addr.port}`,
+    db,
+    store,
+    tokens,
+    runner,
+    recovered,
+    async close({ jobTimeoutMs = 30_000 } = {}) {
+      if (closed) return;
+      closed = true;
+      await runner.shutdown(jobTimeoutMs);
+      await app.close();
+      db.close();
+    },
+  };
+}
