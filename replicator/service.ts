@@ -19,7 +19,7 @@ import { decodeFrame, encodeAck, encodePing, FrameType, type DataFrame } from '.
 import { protocolParams } from './protocol/params.ts';
 import { PeerLink, type PeerEndpoint } from './replication/peerLink.ts';
 import { DropReason, type ReplicatorSnapshot } from './observability/stats.ts';
-import { verifyFrame, signFrame, type KeyRing } from './protocol/frameAuth.ts';
+import { verifyFrame, signFrame, type FrameKey, type KeyRing } from './protocol/frameAuth.ts';
 import { loadKeyRing } from './replication/clusterKeys.ts';
 import { Admission, takeToken } from './ingress/admission.ts';
 
@@ -67,6 +67,8 @@ export class Replicator {
   private timers: NodeJS.Timeout[] = [];
   private ready = false;
   private keyRing: KeyRing;
+  /** Per peer member: the accepted key its frames are signed with; frames to it are signed with the same. */
+  private readonly peerKeys = new Map<string, FrameKey>();
   private admission: Admission;
   private draining = false;
   private lastIngressAt = 0;
@@ -360,6 +362,9 @@ export class Replicator {
     }
     const f = res.frame;
     if (f.sender === this.member) return; // our own frame looped back: ignore
+    // Key rollover: answer each peer with the key it signs with (any key we accept), so a peer that
+    // has not loaded the new key yet, or no longer has the old one, can verify what we send it.
+    if (auth.key !== undefined && this.peerKeys.get(f.sender) !== auth.key) this.peerKeys.set(f.sender, auth.key);
     const now = performance.now();
     switch (f.type) {
       case FrameType.Data:
@@ -375,8 +380,12 @@ export class Replicator {
         break;
       }
       case FrameType.Ping: {
+        const link = this.links.get(f.sender)?.link;
+        if (link?.observePeerEpoch(f.epoch, now)) {
+          this.log.warn({ peer: f.sender, epoch: f.epoch, resending: link.lag }, 'peer restarted; resending what it had not delivered');
+        }
         const to = this.replyAddress(f.sender, rinfo);
-        this.sendFrame(encodePing(FrameType.Pong, this.member, f.epoch, f.timestamp), to.port, to.address);
+        this.sendFrame(encodePing(FrameType.Pong, this.member, f.epoch, f.timestamp), to.port, to.address, f.sender);
         break;
       }
       case FrameType.Pong: {
@@ -455,7 +464,7 @@ export class Replicator {
     return [
       [DropReason.GapTimeout, c.gapTimeoutSkipped],
       [DropReason.SenderSkipped, c.senderSkipped],
-      [DropReason.ReorderOverflow, c.reorderOverflowSkipped],
+      [DropReason.ReorderFull, c.reorderFull],
       [DropReason.BeyondWindow, c.beyondWindow],
       [DropReason.Late, c.late],
     ];
@@ -476,7 +485,7 @@ export class Replicator {
     const st = s.ackState(protocolParams.maxAckRanges);
     const to = this.replyAddress(s.origin, rinfo);
     const delayUs = Math.max(0, (performance.now() - s.lastActivity) * 1000);
-    this.sendFrame(encodeAck(this.member, s.epoch, st.base, st.largest, delayUs, st.ranges), to.port, to.address);
+    this.sendFrame(encodeAck(this.member, s.epoch, st.base, st.largest, delayUs, st.ranges), to.port, to.address, s.origin);
     s.unacked = 0;
     s.ackUrgent = false;
     this.ackDirty.delete(entry);
@@ -515,14 +524,15 @@ export class Replicator {
     return new PeerLink(
       peer,
       { sender: this.member, epoch: this.coordinator?.epoch || this.epoch, maxBytes: r.retransmitBufferBytes, maxFrameBytes: r.maxFrameBytes },
-      { send: (frame, port, address) => this.sendFrame(frame, port, address) },
+      { send: (frame, port, address) => this.sendFrame(frame, port, address, peer.id) },
       performance.now(),
     );
   }
 
-  private sendFrame(frame: Buffer, port: number, address: string): void {
+  private sendFrame(frame: Buffer, port: number, address: string, to?: string): void {
     if (port === 0) return;
-    this.replSocket?.send(signFrame(frame, this.keyRing), port, address, (err) => {
+    const key = to === undefined ? undefined : this.peerKeys.get(to);
+    this.replSocket?.send(signFrame(frame, this.keyRing, key), port, address, (err) => {
       if (err) this.drop(DropReason.SendError);
     });
   }
@@ -546,6 +556,7 @@ export class Replicator {
     for (const m of members) {
       seen.add(m.id);
       this.upsertLink({ id: m.id, cluster: m.cluster, address: m.address, port: m.port }, false);
+      this.links.get(m.id)?.link.observePeerEpoch(m.epoch, now);
     }
     for (const [id, e] of this.links) {
       if (!seen.has(id) && !e.static && e.departedAt === undefined) {
@@ -597,6 +608,12 @@ export class Replicator {
       const next = loadKeyRing(this.cfg.replication.auth);
       if (next.accepted.map((k) => k.key.toString('hex')).join() !== this.keyRing.accepted.map((k) => k.key.toString('hex')).join()) {
         this.keyRing = next;
+        // Keep signing for each peer with its key if we still accept it; otherwise the current key.
+        for (const [member, k] of this.peerKeys) {
+          const same = next.accepted.find((a) => a.key.equals(k.key));
+          if (same) this.peerKeys.set(member, same);
+          else this.peerKeys.delete(member);
+        }
         this.log.info({ keys: next.accepted.length }, 'cluster keys reloaded');
       }
     } catch (err) {
@@ -637,6 +654,7 @@ export class Replicator {
         const lost = e.link.close();
         this.stats.retiredLinks.set(id, { ...e.link.counters });
         this.links.delete(id);
+        this.peerKeys.delete(id);
         this.log.warn({ peer: id, lost }, 'peer gone for longer than the retention: backlog dropped');
         this.rebuildTargets();
       }

@@ -30,6 +30,11 @@ export interface WorkerStatusMessage {
   type: 'udpmesh-status';
   ready: boolean;
   draining: boolean;
+  /** Who the worker is and what it carries, for the primary's /status (its metrics are summed). */
+  member?: string;
+  epoch?: number;
+  ingressDatagrams?: number;
+  sessionsActive?: number;
 }
 
 export async function runPrimary(cfg: ReplicatorConfig, log: Logger): Promise<void> {

@@ -53,7 +53,15 @@ export class BackendPool {
       this.lastError = (err as Error).message;
       this.onError(`backend resolution failed: ${this.lastError}`);
     }
-    if (dns || targets.some((hp) => isIP(parseHostPort(hp).host) === 0)) {
+    // A malformed entry was reported above; it must not make configure() reject (callers fire and forget).
+    const isName = (hp: string): boolean => {
+      try {
+        return isIP(parseHostPort(hp).host) === 0;
+      } catch {
+        return false;
+      }
+    };
+    if (dns || targets.some(isName)) {
       this.timer = setInterval(() => {
         resolveAll().catch((err: Error) => {
           // Keep the last good set: a DNS blip must not stop delivery.

@@ -24,8 +24,11 @@ export interface InboundCounters {
   gapTimeoutSkipped: number;
   /** Positions the sender gave up on (its backlog bound) and told us to skip via its low-water mark. */
   senderSkipped: number;
-  /** Gaps forced closed because the reorder buffer was full. */
-  reorderOverflowSkipped: number;
+  /**
+   * Datagrams refused (not recorded, not acknowledged) because the reorder buffer was full: flow control,
+   * not loss — the sender retransmits them once the gap ahead of them has filled.
+   */
+  reorderFull: number;
   late: number;
 }
 
@@ -53,7 +56,7 @@ export class InboundStream {
     beyondWindow: 0,
     gapTimeoutSkipped: 0,
     senderSkipped: 0,
-    reorderOverflowSkipped: 0,
+    reorderFull: 0,
     late: 0,
   };
   private readonly cursors = new Map<number, Cursor>();
@@ -99,6 +102,14 @@ export class InboundStream {
       this.counters.beyondWindow++;
       return;
     }
+    const cursor = this.cursors.get(rec.session);
+    const deliverable = (cursor ? rec.seq === cursor.next : rec.seq === 0) || s === this.window.base;
+    if (!deliverable && this.pending.size >= this.opts.reorderLimit) {
+      // Full: refuse it unrecorded rather than give up on a gap that a retransmission is about to fill.
+      // Whatever fills the gap is deliverable and never refused, so this cannot deadlock.
+      this.counters.reorderFull++;
+      return;
+    }
     this.counters.received++;
     this.unacked++;
     const highestBefore = this.window.highest;
@@ -108,7 +119,6 @@ export class InboundStream {
     }
     const b0 = this.window.base;
     this.window.mark(s);
-    const cursor = this.cursors.get(rec.session);
     if (cursor && rec.seq < cursor.next) {
       this.counters.late++;
     } else if ((cursor ? rec.seq === cursor.next : rec.seq === 0) || s < this.window.base) {
@@ -117,7 +127,6 @@ export class InboundStream {
       const c = cursor ?? this.newCursor(rec.session, now);
       (c.waiting ??= new Map()).set(rec.seq, s);
       this.pending.set(s, { session: rec.session, seq: rec.seq, payload: rec.payload });
-      if (this.pending.size > this.opts.reorderLimit) this.forceGap(now);
     }
     if (this.window.base > b0 && this.pending.size > 0) this.release(b0, this.window.base, now);
   }
@@ -130,9 +139,14 @@ export class InboundStream {
     this.release(b0, this.window.base, now);
   }
 
-  /** Skips gaps older than the gap timeout. Returns how many positions were skipped. */
+  /**
+   * Skips gaps older than the gap timeout, but only once the origin has gone quiet for that long: a live
+   * origin retransmits every gap (or advances its low-water mark when it gives up), however slowly a
+   * paced catch-up goes, so skipping then would throw away data that is on its way.
+   */
   expireGaps(now: number): number {
     let skipped = 0;
+    if (now - this.lastActivity < this.opts.gapTimeoutMs) return 0;
     while (this.gapHead < this.gaps.length) {
       const [, to, at] = this.gaps[this.gapHead];
       if (to < this.window.base) {
@@ -215,21 +229,6 @@ export class InboundStream {
       return;
     }
     this.deliverNow(p.session, p.seq, p.payload, now);
-  }
-
-  /**
-   * The reorder buffer is full: give up on the oldest gaps now rather than grow without bound. One gap may
-   * release nothing (the run after it can be datagrams already delivered in session order), so keep skipping
-   * until the buffer is back within its limit; with no gap left below `highest` nothing can be held.
-   */
-  private forceGap(now: number): void {
-    while (this.pending.size > this.opts.reorderLimit) {
-      const b0 = this.window.base;
-      const n = this.window.skipGap();
-      if (n === 0) break;
-      this.counters.reorderOverflowSkipped += n;
-      this.release(b0, this.window.base, now);
-    }
   }
 
   /** Fields for the next ACK frame. */

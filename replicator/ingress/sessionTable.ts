@@ -70,12 +70,16 @@ export class SessionTable<E extends TableEntry> {
     }
   }
 
-  /** A reply from the backend also proves the session is real. */
+  /**
+   * A reply from the backend also proves the session is real. The entry is queued as seen now (the sweep
+   * relies on refreshedAt <= lastSeen), so the promoting reply counts as activity.
+   */
   promote(entry: E, now: number): void {
     if (entry.established) return;
     if (this.probation.delete(entry.key)) {
       entry.established = true;
       entry.refreshedAt = now;
+      if (entry.lastSeen < now) entry.lastSeen = now;
       this.established.set(entry.key, entry);
     }
   }
@@ -84,7 +88,10 @@ export class SessionTable<E extends TableEntry> {
     if (this.probation.delete(entry.key) || this.established.delete(entry.key)) this.onEvict(entry, reason);
   }
 
-  /** Expires idle entries; cost is proportional to what expires (plus the entries refreshed on the way). */
+  /**
+   * Expires idle entries; cost is proportional to what expires plus the entries seen within the last
+   * refresh interval without being moved (touch() moves an entry at most once per refreshMs).
+   */
   sweep(now: number): number {
     return this.sweepSegment(this.probation, now) + this.sweepSegment(this.established, now);
   }
@@ -99,11 +106,10 @@ export class SessionTable<E extends TableEntry> {
         segment.delete(entry.key);
         this.onEvict(entry, 'idle');
         expired++;
-      } else {
-        segment.delete(entry.key);
-        entry.refreshedAt = now;
-        segment.set(entry.key, entry);
       }
+      // Otherwise it was seen after the cutoff without being moved: it stays where it is (its refreshedAt
+      // keeps the segment ordered and it is checked again by the next sweep). Re-queueing it as refreshed
+      // now would let it outlive its idle timeout by up to another idleMs.
     }
     return expired;
   }

@@ -2,23 +2,46 @@
 // own process group (detached), is remembered here while alive, and is killed (whole group, SIGKILL)
 // if this process exits without having stopped it. Stopping is signal → wait → SIGKILL.
 import type { ChildProcess } from 'node:child_process';
+import { rmSync } from 'node:fs';
 
 const live = new Set<number>();
+const dirs = new Set<string>();
+
+/** A temp dir to remove if this process exits (or dies of SIGTERM/SIGHUP, see cleanupOnSignals) before its owner removed it. */
+export function trackDir(dir: string): void {
+  installExitHook();
+  dirs.add(dir);
+}
+
+/** Forget a dir: it was removed, or is deliberately kept. */
+export function untrackDir(dir: string): void {
+  dirs.delete(dir);
+}
+
+function killAllAndRemoveDirs(): void {
+  for (const pid of live) {
+    try {
+      process.kill(-pid, 'SIGKILL');
+    } catch {
+      /* already gone */
+    }
+  }
+  live.clear();
+  for (const d of dirs) {
+    try {
+      rmSync(d, { recursive: true, force: true });
+    } catch {
+      /* best effort */
+    }
+  }
+  dirs.clear();
+}
 let exitHookInstalled = false;
 
 function installExitHook(): void {
   if (exitHookInstalled) return;
   exitHookInstalled = true;
-  process.on('exit', () => {
-    for (const pid of live) {
-      try {
-        process.kill(-pid, 'SIGKILL');
-      } catch {
-        /* already gone */
-      }
-    }
-    live.clear();
-  });
+  process.on('exit', killAllAndRemoveDirs);
 }
 
 /** Remember a detached child so it is killed if we exit first; forgets it when it exits. */
@@ -68,7 +91,11 @@ export function waitForExit(child: ChildProcess): Promise<ExitInfo> {
 }
 
 /** Signal the group, wait up to graceMs for exit, then SIGKILL the group and wait. */
-export async function stopChild(child: ChildProcess, signal: NodeJS.Signals = 'SIGTERM', graceMs = 5000): Promise<ExitInfo> {
+export async function stopChild(
+  child: ChildProcess,
+  signal: NodeJS.Signals = 'SIGTERM',
+  graceMs = 5000,
+): Promise<ExitInfo> {
   const exited = waitForExit(child);
   if (!signalGroup(child, signal)) return exited;
   let timer: NodeJS.Timeout | undefined;
@@ -80,4 +107,26 @@ export async function stopChild(child: ChildProcess, signal: NodeJS.Signals = 'S
   if (first !== 'timeout') return first;
   signalGroup(child, 'SIGKILL');
   return exited;
+}
+
+let signalHookInstalled = false;
+
+/**
+ * For test runs: on SIGTERM or SIGHUP (e.g. `timeout` ending a test run) kill every tracked child
+ * group, then die of the same signal. Without this a test process killed by a signal would leave
+ * etcd members and replicators running ('exit' handlers do not run on a fatal signal). Local mode
+ * does not use this: it stops its children gracefully itself.
+ */
+export function cleanupOnSignals(): void {
+  if (signalHookInstalled) return;
+  signalHookInstalled = true;
+  installExitHook();
+  for (const sig of ['SIGTERM', 'SIGHUP'] as const) {
+    const handler = (): void => {
+      killAllAndRemoveDirs();
+      process.removeListener(sig, handler);
+      process.kill(process.pid, sig);
+    };
+    process.on(sig, handler);
+  }
 }

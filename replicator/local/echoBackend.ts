@@ -32,7 +32,10 @@ export interface EchoBackend {
 export async function startEchoBackend(opts: EchoBackendOptions = {}): Promise<EchoBackend> {
   const host = opts.host ?? '127.0.0.1';
   const reply = opts.reply ?? true;
-  const socket: Socket = createSocket({ type: host.includes(':') ? 'udp6' : 'udp4', recvBufferSize: 4 * 1024 * 1024 });
+  const socket: Socket = createSocket({
+    type: host.includes(':') ? 'udp6' : 'udp4',
+    recvBufferSize: 4 * 1024 * 1024,
+  });
   let received = 0;
   let receivedBytes = 0;
   let replied = 0;
@@ -96,11 +99,14 @@ async function main(): Promise<void> {
     return;
   }
   const port = Number(values.port);
-  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new Error(`--port: expected 0-65535, got ${values.port}`);
+  if (!Number.isInteger(port) || port < 0 || port > 65535)
+    throw new Error(`--port: expected 0-65535, got ${values.port}`);
   const backend = await startEchoBackend({ host: values.host, port, reply: !values['no-reply'] });
   process.stdout.write(`echo backend listening on udp ${backend.endpoint}\n`);
   const timer = setInterval(() => {
-    process.stdout.write(`received ${backend.received} datagrams (${backend.receivedBytes} bytes), replied ${backend.replied}\n`);
+    process.stdout.write(
+      `received ${backend.received} datagrams (${backend.receivedBytes} bytes), replied ${backend.replied}\n`,
+    );
   }, 5000);
   const stop = (): void => {
     clearInterval(timer);

@@ -6,7 +6,7 @@ import { existsSync, mkdtempSync, openSync, closeSync, readFileSync, rmSync, sta
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Etcd3 } from 'etcd3';
-import { track, stopChild, signalGroup, waitForExit } from './children.ts';
+import { track, trackDir, untrackDir, stopChild, signalGroup, waitForExit } from './children.ts';
 import { freePorts } from './freePort.ts';
 
 export interface EtcdClusterOptions {
@@ -84,13 +84,18 @@ export function findEtcdBinary(autoInstall = true, explicit?: string): string {
     if (r.status === 0 && existsSync('/usr/bin/etcd')) return '/usr/bin/etcd';
     throw new Error(`installing etcd failed (exit ${r.status}); run as root: ${INSTALL_COMMAND}`);
   }
-  throw new Error(`the etcd binary was not found (looked for $ETCD_BIN, /usr/bin/etcd, PATH); install it with: sudo sh -c '${INSTALL_COMMAND}'`);
+  throw new Error(
+    `the etcd binary was not found (looked for $ETCD_BIN, /usr/bin/etcd, PATH); install it with: sudo sh -c '${INSTALL_COMMAND}'`,
+  );
 }
 
 function tail(file: string, lines: number): string {
   try {
     const text = readFileSync(file, 'utf8');
-    return text.split('\n').slice(-lines - 1).join('\n');
+    return text
+      .split('\n')
+      .slice(-lines - 1)
+      .join('\n');
   } catch {
     return '';
   }
@@ -192,7 +197,9 @@ class Cluster implements EtcdCluster {
       if (await memberHealthy(m.clientUrl)) return;
       await delay(100);
     }
-    throw new Error(`etcd member ${m.name} (${m.clientUrl}) not healthy after ${timeoutMs} ms; log:\n${m.logTail(40)}`);
+    throw new Error(
+      `etcd member ${m.name} (${m.clientUrl}) not healthy after ${timeoutMs} ms; log:\n${m.logTail(40)}`,
+    );
   }
 
   async waitHealthy(timeoutMs = 30_000): Promise<void> {
@@ -257,6 +264,7 @@ class Cluster implements EtcdCluster {
     this.stopped = true;
     await Promise.all(this.members.map((m) => m.stop()));
     rmSync(this.dir, { recursive: true, force: true });
+    untrackDir(this.dir);
   }
 }
 
@@ -267,6 +275,7 @@ export async function startEtcdCluster(opts: EtcdClusterOptions = {}): Promise<E
   const binary = findEtcdBinary(opts.autoInstall ?? true, opts.etcdBinary);
   const prefix = opts.namePrefix ?? 'etcd';
   const dir = mkdtempSync(join(tmpdir(), 'udpmesh-etcd-'));
+  trackDir(dir);
   const cluster = new Cluster(dir);
   try {
     const ports = await freePorts(size * 2, host);
@@ -280,21 +289,43 @@ export async function startEtcdCluster(opts: EtcdClusterOptions = {}): Promise<E
       const peerUrl = peerUrls[i]!;
       const dataDir = join(dir, `${name}.data`);
       const args = [
-        '--name', name,
-        '--data-dir', dataDir,
-        '--listen-client-urls', clientUrl,
-        '--advertise-client-urls', clientUrl,
-        '--listen-peer-urls', peerUrl,
-        '--initial-advertise-peer-urls', peerUrl,
-        '--initial-cluster', initialCluster,
-        '--initial-cluster-state', 'new',
-        '--initial-cluster-token', token,
-        '--heartbeat-interval', String(opts.heartbeatIntervalMs ?? 50),
-        '--election-timeout', String(opts.electionTimeoutMs ?? 500),
-        '--logger', 'zap',
-        '--log-outputs', 'stderr',
+        '--name',
+        name,
+        '--data-dir',
+        dataDir,
+        '--listen-client-urls',
+        clientUrl,
+        '--advertise-client-urls',
+        clientUrl,
+        '--listen-peer-urls',
+        peerUrl,
+        '--initial-advertise-peer-urls',
+        peerUrl,
+        '--initial-cluster',
+        initialCluster,
+        '--initial-cluster-state',
+        'new',
+        '--initial-cluster-token',
+        token,
+        '--heartbeat-interval',
+        String(opts.heartbeatIntervalMs ?? 50),
+        '--election-timeout',
+        String(opts.electionTimeoutMs ?? 500),
+        '--logger',
+        'zap',
+        '--log-outputs',
+        'stderr',
       ];
-      const m = new Member(name, clientUrl, peerUrl, dataDir, join(dir, `${name}.log`), binary, args, cluster);
+      const m = new Member(
+        name,
+        clientUrl,
+        peerUrl,
+        dataDir,
+        join(dir, `${name}.log`),
+        binary,
+        args,
+        cluster,
+      );
       cluster.members.push(m);
       m.spawn();
     }

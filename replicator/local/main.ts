@@ -12,6 +12,7 @@ import { startEtcdCluster, type EtcdCluster } from './etcdCluster.ts';
 import { startEchoBackend, type EchoBackend } from './echoBackend.ts';
 import { isPortFree } from './freePort.ts';
 import { ReplicatorProcess } from './replicatorProcess.ts';
+import { trackDir, untrackDir } from './children.ts';
 import { scrapeMetrics, sumOf, select, type Sample } from './promText.ts';
 
 const CLOUDS = ['aws', 'gcp', 'azure'] as const;
@@ -53,9 +54,14 @@ function parseOptions(argv: string[]): Options | undefined {
   }
   const basePort = Number(values['base-port']);
   if (!Number.isInteger(basePort) || basePort < 1024 || basePort + 2103 > 65535) {
-    throw new Error(`--base-port: expected an integer between 1024 and ${65535 - 2103}, got ${values['base-port']}`);
+    throw new Error(
+      `--base-port: expected an integer between 1024 and ${65535 - 2103}, got ${values['base-port']}`,
+    );
   }
-  if (values.backend !== undefined && !/^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9._-]+):\d{1,5}$/.test(values.backend)) {
+  if (
+    values.backend !== undefined &&
+    !/^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9._-]+):\d{1,5}$/.test(values.backend)
+  ) {
     throw new Error(`--backend: expected host:port, e.g. 127.0.0.1:5353, got ${values.backend}`);
   }
   return { backend: values.backend, basePort, dashboard: !values['no-dashboard'] };
@@ -142,7 +148,8 @@ const COLUMNS: [keyof Row, string, number][] = [
 ];
 
 function tableLines(rows: Row[], etcdLine: string): string[] {
-  const cell = (v: unknown, w: number): string => (typeof v === 'number' || v === undefined ? fmt(v as number | undefined) : String(v)).padStart(w);
+  const cell = (v: unknown, w: number): string =>
+    (typeof v === 'number' || v === undefined ? fmt(v as number | undefined) : String(v)).padStart(w);
   const head = COLUMNS.map(([, h, w]) => h.padStart(w)).join(' ');
   const lines = [head];
   for (const r of rows) lines.push(COLUMNS.map(([k, , w]) => cell(r[k], w)).join(' '));
@@ -151,12 +158,19 @@ function tableLines(rows: Row[], etcdLine: string): string[] {
 }
 
 async function main(): Promise<number> {
-  const opts = parseOptions(process.argv.slice(2));
+  let opts: Options | undefined;
+  try {
+    opts = parseOptions(process.argv.slice(2));
+  } catch (err) {
+    process.stderr.write(`${err instanceof Error ? err.message : String(err)}\n\n${USAGE}`);
+    return 2;
+  }
   if (!opts) return 0;
   const B = opts.basePort;
   const nodes: Node[] = [];
   let etcd: EtcdCluster | undefined;
   const dir = mkdtempSync(join(tmpdir(), 'udpmesh-local-'));
+  trackDir(dir);
   let shuttingDown: Promise<void> | undefined;
   let exitCode = 0;
   let dashboardTimer: NodeJS.Timeout | undefined;
@@ -176,6 +190,7 @@ async function main(): Promise<number> {
       await Promise.all(nodes.map((n) => n.echo?.close()));
       if (etcd) await etcd.stop();
       rmSync(dir, { recursive: true, force: true });
+      untrackDir(dir);
       log('stopped; nothing left running.');
     })();
     return shuttingDown;
@@ -201,10 +216,18 @@ async function main(): Promise<number> {
       metricsPort: B + 2101 + i,
       echoPort: B + 201 + i,
     }));
-    const wanted = plan.flatMap((p) => [p.ingressPort, p.replicationPort, p.metricsPort, ...(opts.backend ? [] : [p.echoPort])]);
+    const wanted = plan.flatMap((p) => [
+      p.ingressPort,
+      p.replicationPort,
+      p.metricsPort,
+      ...(opts.backend ? [] : [p.echoPort]),
+    ]);
     const busy: number[] = [];
     for (const port of wanted) if (!(await isPortFree(port, HOST))) busy.push(port);
-    if (busy.length) throw new Error(`port(s) ${busy.join(', ')} on ${HOST} are in use; pick other ports with --base-port N`);
+    if (busy.length)
+      throw new Error(
+        `port(s) ${busy.join(', ')} on ${HOST} are in use; pick other ports with --base-port N`,
+      );
 
     log('starting a 3-member etcd cluster ...');
     etcd = await startEtcdCluster({ size: 3, namePrefix: 'etcd' });
@@ -230,7 +253,9 @@ async function main(): Promise<number> {
       proc.onExit((info, expected) => {
         if (expected || shuttingDown) return;
         exitCode = 1;
-        log(`\nreplicator ${p.cloud} died (${info.signal ?? `exit code ${info.code}`}); last log lines:\n${proc.logTail(25)}`);
+        log(
+          `\nreplicator ${p.cloud} died (${info.signal ?? `exit code ${info.code}`}); last log lines:\n${proc.logTail(25)}`,
+        );
         void shutdown(`replicator ${p.cloud} died`).then(() => process.exit(exitCode));
       });
       nodes.push(node);
@@ -250,7 +275,9 @@ async function main(): Promise<number> {
     log(`  etcd   ${etcd.endpoints.join(' ')}`);
     log(`  logs   ${dir} (removed on exit)`);
     log('');
-    log(`try: nc -u ${HOST} ${nodes[0]!.ingressPort}   (type a line: it is echoed back and delivered to every cloud's backend)`);
+    log(
+      `try: nc -u ${HOST} ${nodes[0]!.ingressPort}   (type a line: it is echoed back and delivered to every cloud's backend)`,
+    );
     log('Ctrl-C stops everything.');
     log('');
 
@@ -262,7 +289,9 @@ async function main(): Promise<number> {
       const down = etcd!.members.filter((m) => !m.running);
       if (down.length) {
         exitCode = 1;
-        log(`\netcd member ${down.map((m) => m.name).join(', ')} died; last log lines:\n${down[0]!.logTail(15)}`);
+        log(
+          `\netcd member ${down.map((m) => m.name).join(', ')} died; last log lines:\n${down[0]!.logTail(15)}`,
+        );
         void shutdown('etcd member died').then(() => process.exit(exitCode));
         return;
       }
@@ -271,7 +300,10 @@ async function main(): Promise<number> {
       if (shuttingDown) return;
       tick++;
       if (tty) {
-        const lines = tableLines(rows, `etcd members up: ${etcd!.members.filter((m) => m.running).length}/3   (refreshed every second; Ctrl-C to stop)`);
+        const lines = tableLines(
+          rows,
+          `etcd members up: ${etcd!.members.filter((m) => m.running).length}/3   (refreshed every second; Ctrl-C to stop)`,
+        );
         if (drawn) process.stdout.write(`\x1b[${drawn}A`);
         process.stdout.write(lines.map((l) => `\x1b[2K${l}\n`).join(''));
         drawn = lines.length;

@@ -83,7 +83,7 @@ export function parsePrometheusText(text: string): Sample[] {
       if (rest.length < 1 || rest.length > 2 || rest[0] === '') throw new Error('expected value [timestamp]');
       out.push({ name, labels, value: parseValue(rest[0]!) });
     } catch (err) {
-      throw new Error(`metrics line ${ln + 1}: ${(err as Error).message}: ${line}`);
+      throw new Error(`metrics line ${ln + 1}: ${(err as Error).message}: ${line}`, { cause: err });
     }
   }
   return out;
@@ -108,7 +108,11 @@ export function sumOf(samples: Sample[], name: string, labels?: Record<string, s
 }
 
 /** The single matching sample's value, or undefined when none match. */
-export function valueOf(samples: Sample[], name: string, labels?: Record<string, string>): number | undefined {
+export function valueOf(
+  samples: Sample[],
+  name: string,
+  labels?: Record<string, string>,
+): number | undefined {
   return samples.find((s) => matches(s, name, labels))?.value;
 }
 

@@ -23,6 +23,17 @@ export interface ReplicatorProcessOptions {
   mainPath?: string;
 }
 
+/**
+ * Our environment minus UDPMESH_* variables: the replicator reads those as config overrides
+ * (UDPMESH_<SECTION>__<KEY>), and one meant for something else must not change the child's config.
+ * Pass overrides explicitly through the env option.
+ */
+function inheritedEnv(): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = {};
+  for (const [k, v] of Object.entries(process.env)) if (!k.startsWith('UDPMESH_')) env[k] = v;
+  return env;
+}
+
 function delay(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
 }
@@ -85,7 +96,8 @@ export class ReplicatorProcess {
 
   start(): void {
     if (this.running) throw new Error(`replicator ${this.name} is already running (pid ${this.pid})`);
-    if (!existsSync(this.mainPath)) throw new Error(`replicator entry point ${this.mainPath} does not exist (yet)`);
+    if (!existsSync(this.mainPath))
+      throw new Error(`replicator entry point ${this.mainPath} does not exist (yet)`);
     this.starts++;
     this.expectingExit = false;
     this.lastExit = undefined;
@@ -96,7 +108,7 @@ export class ReplicatorProcess {
         cwd: REPO_ROOT,
         detached: true,
         stdio: ['ignore', fd, fd],
-        env: { ...process.env, ...this.env },
+        env: { ...inheritedEnv(), ...this.env },
       });
     } finally {
       closeSync(fd);
@@ -139,7 +151,9 @@ export class ReplicatorProcess {
       if (last === 200) return;
       await delay(100);
     }
-    throw new Error(`replicator ${this.name} not ready after ${timeoutMs} ms (last /readyz: ${last ?? 'no answer'}); log:\n${this.logTail(40)}`);
+    throw new Error(
+      `replicator ${this.name} not ready after ${timeoutMs} ms (last /readyz: ${last ?? 'no answer'}); log:\n${this.logTail(40)}`,
+    );
   }
 
   /** Send a signal to the process group and wait for the exit. */
@@ -176,6 +190,9 @@ export class ReplicatorProcess {
   }
 
   logTail(lines = 30): string {
-    return this.logText().split('\n').slice(-lines - 1).join('\n');
+    return this.logText()
+      .split('\n')
+      .slice(-lines - 1)
+      .join('\n');
   }
 }

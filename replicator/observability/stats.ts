@@ -8,7 +8,8 @@ export const DropReason = {
   PeerBacklogOverflow: 'peer_backlog_overflow',
   GapTimeout: 'gap_timeout',
   SenderSkipped: 'sender_skipped',
-  ReorderOverflow: 'reorder_overflow',
+  /** Refused while the reorder buffer was full; the sender retransmits it (flow control, not loss). */
+  ReorderFull: 'reorder_full',
   BeyondWindow: 'beyond_window',
   RemoteReply: 'remote_reply',
   NoBackend: 'no_backend',

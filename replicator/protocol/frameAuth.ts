@@ -38,9 +38,13 @@ function mac(key: Buffer, data: Buffer): Buffer {
   return createHmac('sha256', key).update(data).digest().subarray(0, MAC_BYTES);
 }
 
-/** Returns the frame with the auth flag set and the trailer appended (a new buffer). */
-export function signFrame(frame: Buffer, ring: KeyRing): Buffer {
-  const k = ring.current;
+/**
+ * Returns the frame with the auth flag set and the trailer appended (a new buffer). `key` (one of the
+ * ring's accepted keys) signs instead of the current one: during a rollover a frame to a peer that has
+ * not learnt the new key yet is signed with the key that peer signs with (see the replicator's sendFrame).
+ */
+export function signFrame(frame: Buffer, ring: KeyRing, key?: FrameKey): Buffer {
+  const k = ring.current === undefined ? undefined : (key ?? ring.current);
   if (!k) return frame;
   const out = Buffer.allocUnsafe(frame.length + TRAILER_BYTES);
   frame.copy(out, 0);
@@ -50,7 +54,8 @@ export function signFrame(frame: Buffer, ring: KeyRing): Buffer {
   return out;
 }
 
-export type VerifyResult = { ok: true; frame: Buffer } | { ok: false; reason: 'unauthenticated' | 'bad_mac' };
+/** On success, `key` is the accepted key that verified the frame (undefined for an unsigned frame). */
+export type VerifyResult = { ok: true; frame: Buffer; key?: FrameKey } | { ok: false; reason: 'unauthenticated' | 'bad_mac' };
 
 /** Verifies and strips the trailer; the returned frame is a view of `buf` without it. */
 export function verifyFrame(buf: Buffer, ring: KeyRing): VerifyResult {
@@ -64,7 +69,7 @@ export function verifyFrame(buf: Buffer, ring: KeyRing): VerifyResult {
   const got = buf.subarray(body);
   for (const k of ring.accepted) {
     if (k.id !== keyId) continue;
-    if (timingSafeEqual(mac(k.key, buf.subarray(0, body)), got)) return { ok: true, frame: buf.subarray(0, body - 1) };
+    if (timingSafeEqual(mac(k.key, buf.subarray(0, body)), got)) return { ok: true, frame: buf.subarray(0, body - 1), key: k };
   }
   return { ok: false, reason: 'bad_mac' };
 }

@@ -16,7 +16,7 @@ export const protocolParams = {
   maxRtoMs: 2000,
   /** Each probe timeout without progress stretches the next one (KCP backs off by 1.5). */
   rtoBackoff: 1.5,
-  /** A datagram is lost once this many later datagrams were acknowledged (RFC 9002 kPacketThreshold). */
+  /** Lost once a frame sent this many frames after its own was acknowledged (RFC 9002 kPacketThreshold). */
   packetThreshold: 3,
   /** How often the retransmit scan and the ack flush run; timers are bucketed, never per datagram. */
   tickMs: 2,
@@ -28,8 +28,14 @@ export const protocolParams = {
   peerRetentionMs: 300_000,
   /** Receive window: the dedupe bitmap size, and the most datagrams a sender has in flight to a peer. */
   windowDatagrams: 65536,
-  /** Resending a whole backlog to a returning peer is paced: at most this many datagrams per tick. */
+  /** At most this many datagrams leave for one peer per flush. */
   maxSendPerTick: 8192,
+  /**
+   * Retransmissions (losses, and the backlog resent to a peer that came back) are paced by a token bucket,
+   * so a catch-up does not hit the peer, and through it the peer's backends, as one burst.
+   */
+  resendDatagramsPerSecond: 20_000,
+  resendBurst: 512,
 } as const;
 
 export type ProtocolParams = typeof protocolParams;

@@ -1,9 +1,10 @@
 // The outbound half of replication to one peer replicator: a stream of positions 0,1,2,... kept in a
 // retransmit ring (bounded in bytes) until the peer acknowledges them. Sends in batched DATA frames inside
-// the peer's receive window. Loss detection is QUIC's (RFC 9002): on each ACK, a position is lost when
-// `packetThreshold` later positions were acknowledged, or when something sent more than 9/8 RTT after it
-// was acknowledged. When ACKs stop coming, a probe timeout (PTO, backed off) resends only the oldest
-// frame's worth, never the whole flight, so a slow receiver does not trigger a retransmission storm.
+// the peer's receive window. Loss detection is QUIC's (RFC 9002): on each ACK, a position is lost when a
+// frame sent `packetThreshold` frames after its own was acknowledged (frames are the unit the network
+// reorders, as packets are in QUIC), or when something sent more than 9/8 RTT after it was acknowledged.
+// When ACKs stop coming, a probe timeout (PTO, backed off) resends only the oldest frame's worth, never
+// the whole flight, so a slow receiver does not trigger a retransmission storm.
 // A silent peer is marked down: nothing is sent but pings, the backlog is kept up to its bound (overflow
 // counted), and on return everything unacknowledged is resent.
 // No sockets here: `io.send` is injected, time is passed in.
@@ -67,11 +68,25 @@ export class PeerLink {
   /** Consecutive probe timeouts without progress (backs the PTO off); reset by any newly acknowledged data. */
   private ptoCount = 0;
   private lastProgressAt: number;
+  /** Retransmission pacing (token bucket). */
+  private resendTokens: number;
+  private resendRefillAt: number;
+  /** References of the latest ACKs for loss detection, kept so detection can resume when tokens return. */
+  private lossRefSent = -Infinity;
+  private lossRefFrame = -Infinity;
+  private lossPending = false;
+  /** The peer's incarnation (its epoch), learnt from its PINGs and its member record. */
+  peerEpoch: number | undefined;
+  /** Positions below this are a resync backlog (resent after the peer came back): paced like losses. */
+  private resyncEnd = 0;
   private cap = INITIAL_CAPACITY;
   private sessions = new Uint32Array(INITIAL_CAPACITY);
   private seqs = new Uint32Array(INITIAL_CAPACITY);
   private payloads: Array<Buffer | undefined> = new Array(INITIAL_CAPACITY);
   private sentAt = new Float64Array(INITIAL_CAPACITY);
+  /** Number of the DATA frame that last carried each position (the packet number of RFC 9002). */
+  private sentFrame = new Float64Array(INITIAL_CAPACITY);
+  private frameNo = 0;
   private sends = new Uint8Array(INITIAL_CAPACITY);
   private sacked = new Uint8Array(INITIAL_CAPACITY);
   private readonly params: ProtocolParams;
@@ -87,6 +102,8 @@ export class PeerLink {
     this.rtt = new RttEstimator(this.params);
     this.lastHeardAt = now;
     this.lastProgressAt = now;
+    this.resendTokens = this.params.resendBurst;
+    this.resendRefillAt = now;
     this.frameBudget = opts.maxFrameBytes - dataHeaderBytes(opts.sender);
   }
 
@@ -114,7 +131,8 @@ export class PeerLink {
   /** Sends never-sent positions that fit in the peer's window. */
   flush(now: number): void {
     if (this.state !== 'up') return;
-    const limit = Math.min(this.next, this.low + this.params.windowDatagrams, this.sendPos + this.params.maxSendPerTick);
+    let limit = Math.min(this.next, this.low + this.params.windowDatagrams, this.sendPos + this.params.maxSendPerTick);
+    if (this.sendPos < this.resyncEnd) limit = Math.min(limit, this.sendPos + this.refillResend(now), this.resyncEnd);
     if (this.sendPos >= limit) return;
     const batch: OutRecord[] = [];
     let size = 0;
@@ -131,7 +149,10 @@ export class PeerLink {
       batch.push({ streamSeq: p, session: this.sessions[i], seq: this.seqs[i], payload });
       size += n;
       if (this.sends[i] === 0) this.counters.replicated++;
-      else this.counters.retransmits++;
+      else {
+        this.counters.retransmits++;
+        this.resendTokens--;
+      }
       this.sentAt[i] = now;
       if (this.sends[i] < 255) this.sends[i]++;
     }
@@ -155,12 +176,20 @@ export class PeerLink {
         this.rtt.update(now - this.sentAt[i], ack.ackDelayUs / 1000);
       }
     }
-    // The latest send time among newly acknowledged positions: the reference for the time threshold.
+    // The latest send time and frame among newly acknowledged positions: the references for the time
+    // and packet thresholds. Only positions sent once count (Karn): an ACK names positions, not frames, so
+    // for a retransmitted one it is unknown which copy arrived, and taking the latest copy's frame and time
+    // when an earlier copy arrived declares everything sent before that retransmission lost (a cascade of
+    // spurious retransmissions under reordering).
     let refSent = -Infinity;
+    let refFrame = -Infinity;
     let progressed = false;
     while (this.low < base) {
       const i = this.low & mask;
-      if (!this.sacked[i] && this.payloads[i] !== undefined && this.sentAt[i] > refSent) refSent = this.sentAt[i];
+      if (!this.sacked[i] && this.payloads[i] !== undefined && this.sends[i] === 1) {
+        if (this.sentAt[i] > refSent) refSent = this.sentAt[i];
+        if (this.sentFrame[i] > refFrame) refFrame = this.sentFrame[i];
+      }
       progressed = true;
       this.release();
     }
@@ -170,28 +199,54 @@ export class PeerLink {
         if (this.sacked[i]) continue;
         this.sacked[i] = 1;
         progressed = true;
+        if (this.sends[i] !== 1) continue;
         if (this.sentAt[i] > refSent) refSent = this.sentAt[i];
+        if (this.sentFrame[i] > refFrame) refFrame = this.sentFrame[i];
       }
     }
     if (progressed) {
       this.ptoCount = 0;
       this.lastProgressAt = now;
     }
-    if (refSent === -Infinity || this.low >= this.sendPos) return;
+    if (refSent > this.lossRefSent) this.lossRefSent = refSent;
+    if (refFrame > this.lossRefFrame) this.lossRefFrame = refFrame;
+    if (refSent !== -Infinity) this.detectLosses(now);
+  }
+
+  /** Declares lost what the latest ACK references imply and resends it, as far as the pacing allows. */
+  private detectLosses(now: number): void {
+    this.lossPending = false;
+    if (this.low >= this.sendPos || this.lossRefSent === -Infinity) return;
+    const mask = this.cap - 1;
+    const refSent = this.lossRefSent;
+    const refFrame = this.lossRefFrame;
+    let budget = this.refillResend(now);
     const lossDelay = Math.max(this.params.tickMs, (9 / 8) * Math.max(this.rtt.srttMs, this.rtt.latestMs));
-    const packetLimit = largest - this.params.packetThreshold;
-    const largestSent = largest >= this.low && largest < this.sendPos ? this.sentAt[largest & mask] : -Infinity;
+    // Counted in frames, not positions: one frame overtaking another must not make its many records "lost".
+    const frameLimit = refFrame - this.params.packetThreshold;
     const lost: OutRecord[] = [];
     for (let p = this.low; p < this.sendPos; p++) {
       const i = p & mask;
       if (this.sacked[i] || this.payloads[i] === undefined) continue;
       const sent = this.sentAt[i];
-      if ((p <= packetLimit && sent <= largestSent) || sent < refSent - lossDelay) {
+      if (this.sentFrame[i] <= frameLimit || sent < refSent - lossDelay) {
+        if (budget < 1) {
+          this.lossPending = true; // the rest goes out on later ticks
+          break;
+        }
         lost.push(this.resend(p, i, now));
-        if (lost.length >= this.params.maxSendPerTick) break;
+        budget--;
+        this.resendTokens--;
       }
     }
     if (lost.length > 0) this.emitBatched(lost);
+  }
+
+  private refillResend(now: number): number {
+    const p = this.params;
+    this.resendTokens = Math.min(p.resendBurst, this.resendTokens + ((now - this.resendRefillAt) * p.resendDatagramsPerSecond) / 1000);
+    this.resendRefillAt = now;
+    return Math.max(0, Math.floor(this.resendTokens));
   }
 
   onPong(timestamp: number, now: number): void {
@@ -212,6 +267,7 @@ export class PeerLink {
       this.io.send(encodePing(FrameType.Ping, this.opts.sender, this.opts.epoch, now), this.peer.port, this.peer.address);
     }
     if (this.state !== 'up') return;
+    if (this.lossPending) this.detectLosses(now);
     if (this.low < this.sendPos && now - this.lastProgressAt >= this.ptoMs()) this.probe(now);
     this.flush(now);
   }
@@ -229,13 +285,43 @@ export class PeerLink {
   private heard(now: number): void {
     this.lastHeardAt = now;
     if (this.state === 'down') {
-      // Back from the dead: resend every unacknowledged position, paced by flush's per-tick cap.
+      // Back from the dead: resend every unacknowledged position, paced by flush's per-tick cap. After a
+      // silence of peerDownAfterMs no earlier copy is still in flight, so the resent copies count as first
+      // transmissions for loss detection and RTT (sends = 0); they are still counted as retransmits.
       this.state = 'up';
+      const mask = this.cap - 1;
+      for (let p = this.low; p < this.sendPos; p++) {
+        const i = p & mask;
+        if (this.sends[i] === 0 || this.sacked[i] || this.payloads[i] === undefined) continue;
+        this.sends[i] = 0;
+        this.counters.replicated--;
+        this.counters.retransmits++;
+      }
       this.sendPos = this.low;
+      this.resyncEnd = this.next;
       this.ptoCount = 0;
       this.lastProgressAt = now;
       this.flush(now);
     }
+  }
+
+  /**
+   * The peer restarted: its new incarnation lost what the old one held undelivered (its reorder buffer)
+   * even though it was selectively acknowledged. Everything not cumulatively acknowledged is resent.
+   */
+  observePeerEpoch(epoch: number, now: number): boolean {
+    const restarted = this.peerEpoch !== undefined && epoch > this.peerEpoch;
+    if (this.peerEpoch === undefined || epoch > this.peerEpoch) this.peerEpoch = epoch;
+    if (!restarted) return false;
+    for (let p = this.low; p < this.next; p++) this.sacked[p & (this.cap - 1)] = 0;
+    this.sendPos = this.low;
+    this.resyncEnd = this.next;
+    this.ptoCount = 0;
+    this.lastProgressAt = now;
+    this.lossRefSent = -Infinity;
+    this.lossRefFrame = -Infinity;
+    this.lossPending = false;
+    return true;
   }
 
   /** Probe timeout: srtt + 4 rttvar + the peer's ack delay, backed off per probe without progress. */
@@ -285,6 +371,8 @@ export class PeerLink {
 
   private emit(records: OutRecord[]): void {
     this.counters.framesSent++;
+    const frame = this.frameNo++;
+    for (const r of records) this.sentFrame[r.streamSeq & (this.cap - 1)] = frame;
     this.io.send(encodeData(this.opts.sender, this.opts.epoch, this.low, records), this.peer.port, this.peer.address);
   }
 
@@ -310,6 +398,7 @@ export class PeerLink {
     const seqs = new Uint32Array(cap);
     const payloads: Array<Buffer | undefined> = new Array(cap);
     const sentAt = new Float64Array(cap);
+    const sentFrame = new Float64Array(cap);
     const sends = new Uint8Array(cap);
     const sacked = new Uint8Array(cap);
     for (let p = this.low; p < this.next; p++) {
@@ -319,9 +408,10 @@ export class PeerLink {
       seqs[n] = this.seqs[o];
       payloads[n] = this.payloads[o];
       sentAt[n] = this.sentAt[o];
+      sentFrame[n] = this.sentFrame[o];
       sends[n] = this.sends[o];
       sacked[n] = this.sacked[o];
     }
-    Object.assign(this, { cap, sessions, seqs, payloads, sentAt, sends, sacked });
+    Object.assign(this, { cap, sessions, seqs, payloads, sentAt, sentFrame, sends, sacked });
   }
 }

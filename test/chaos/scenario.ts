@@ -1,0 +1,459 @@
+// One chaos scenario: load from the client namespace into one or more ingresses, faults injected and
+// healed while it runs, the outage window of each fault measured by polling, then the checks:
+//  - accepted = datagrams the ingresses counted (udpmesh_ingress_datagrams_total delta; the ingresses
+//    stay up in every scenario);
+//  - every accepted datagram reaches every cloud (all clouds are up again well within the 5-minute
+//    retention window): lost = accepted - distinct delivered, per cloud;
+//  - duplicates: none, except for a receiver that was SIGKILLed and restarted (at-least-once redelivery
+//    around the crash), which are counted and bounded; never inside one replicator incarnation;
+//  - per-session order in every replicator incarnation (a killed receiver's deliveries are split at each
+//    restart and each part is checked on its own).
+// Outage window of a fault = fault injection -> full recovery, where full recovery is the first poll at
+// which every cloud has delivered (distinct) at least what the ingresses had accepted RECOVERY_LAG_MS
+// earlier (the load keeps running, so "equal" is approached with a small, fixed lag allowance).
+import type { SessionGroup, AnalyzeResult, CloudStats } from './agent.ts';
+import { CLOUDS, type ChaosMesh, type Cloud } from './chaosMesh.ts';
+import type { LoadStatus } from './loadGen.ts';
+import { delay, waitFor } from '../harness/wait.ts';
+
+export const POLL_MS = 100;
+export const RECOVERY_LAG_MS = 300;
+
+export interface ScenarioSpec {
+  /** Label in the table, e.g. "partition gcp 10 s". */
+  name: string;
+  ingresses: Cloud[];
+  sessionsPerIngress: number;
+  /** Datagrams/s per ingress. */
+  ratePerIngress: number;
+  /** Clouds whose replicator this scenario SIGKILLs (receivers: redelivery around a crash is allowed). */
+  killsReceivers?: boolean;
+  /** Allowed duplicates per receiver kill, in seconds of load (default 1 s of the total rate). */
+  duplicateBudgetSeconds?: number;
+  /** Load before the first fault and after the last recovery. */
+  warmupMs?: number;
+  cooldownMs?: number;
+  /** How long to wait for recovery after a heal before declaring the fault unrecovered. */
+  recoveryTimeoutMs?: number;
+  /** Inject the faults (use run.fault(...)); runs while the load is on. */
+  faults(run: ScenarioRun): Promise<void>;
+}
+
+export interface FaultWindow {
+  label: string;
+  injectedAt: number;
+  healedAt: number;
+  recoveredAt: number | undefined;
+}
+
+export interface CloudResult {
+  cloud: Cloud;
+  analysis: AnalyzeResult;
+  lost: number;
+  stats: CloudStats | undefined;
+  /** Kernel drops on the backend's socket during this scenario (datagrams the replicator sent that the backend never read). */
+  backendKernelDrops: number;
+}
+
+export interface ScenarioResult {
+  name: string;
+  sent: number;
+  accepted: number;
+  clouds: CloudResult[];
+  lost: number;
+  duplicates: number;
+  duplicatesWithinIncarnation: number;
+  duplicateBudget: number;
+  orderViolations: number;
+  windows: FaultWindow[];
+  receiverKills: number;
+  failures: string[];
+  notes: string[];
+  durationMs: number;
+}
+
+interface Sample {
+  t: number;
+  accepted: number;
+}
+
+export class ScenarioRun {
+  readonly windows: FaultWindow[] = [];
+  readonly marks = new Map<Cloud, number[]>();
+  receiverKills = 0;
+  private readonly samples: Sample[] = [];
+  private readonly base = new Map<Cloud, number>();
+  private readonly lastIngress = new Map<Cloud, number>();
+  private sampling = false;
+  private samplerDone: Promise<void> = Promise.resolve();
+  readonly groups: SessionGroup[] = [];
+  readonly loadIds: string[] = [];
+  readonly notes: string[] = [];
+
+  constructor(
+    readonly mesh: ChaosMesh,
+    readonly spec: ScenarioSpec,
+    readonly sessionBase: number,
+  ) {}
+
+  get ranges(): [number, number][] {
+    return this.spec.ingresses.map((_, i) => {
+      const lo = this.sessionBase + i * this.spec.sessionsPerIngress;
+      return [lo, lo + this.spec.sessionsPerIngress - 1];
+    });
+  }
+
+  log(s: string): void {
+    this.mesh.log(`  [${this.spec.name}] ${s}`);
+  }
+
+  private async ingressCount(c: Cloud): Promise<number | undefined> {
+    const s = await this.mesh.scrape(c);
+    if (!s) return undefined;
+    let v = 0;
+    for (const x of s) if (x.name === 'udpmesh_ingress_datagrams_total') v += x.value;
+    return v;
+  }
+
+  /** Accepted so far (sum over ingresses of the counter delta); the last known value for one that does not answer. */
+  private async acceptedNow(): Promise<number> {
+    let total = 0;
+    for (const c of this.spec.ingresses) {
+      const v = await this.ingressCount(c);
+      if (v !== undefined) this.lastIngress.set(c, v);
+      total += (this.lastIngress.get(c) ?? this.base.get(c)!) - this.base.get(c)!;
+    }
+    return total;
+  }
+
+  private startSampler(): void {
+    this.sampling = true;
+    this.samplerDone = (async () => {
+      while (this.sampling && !this.mesh.isStopped) {
+        const t = Date.now();
+        try {
+          this.samples.push({ t, accepted: await this.acceptedNow() });
+        } catch {
+          /* the client agent is gone (teardown); the run itself reports the cause */
+        }
+        await delay(Math.max(0, POLL_MS - (Date.now() - t)));
+      }
+    })();
+  }
+
+  /** Accepted count of the latest sample taken at or before t, if that sample is recent enough to judge by. */
+  private acceptedAsOf(t: number): number | undefined {
+    let v: Sample | undefined;
+    for (const s of this.samples) {
+      if (s.t <= t) v = s;
+      else break;
+    }
+    // A starved sampler (heavily loaded machine) must not make an old, smaller count the reference.
+    return v && t - v.t <= 4 * POLL_MS ? v.accepted : undefined;
+  }
+
+  private async delivered(): Promise<Record<Cloud, number>> {
+    const out = {} as Record<Cloud, number>;
+    await Promise.all(CLOUDS.map(async (c) => (out[c] = await this.mesh.distinct(c, this.ranges))));
+    return out;
+  }
+
+  /** Poll until every cloud delivered what was accepted RECOVERY_LAG_MS ago; the recovery time, or undefined on timeout. */
+  async waitRecovered(timeoutMs: number): Promise<number | undefined> {
+    const deadline = Date.now() + timeoutMs;
+    while (Date.now() < deadline) {
+      const t = Date.now();
+      const ref = this.acceptedAsOf(t - RECOVERY_LAG_MS);
+      if (ref !== undefined && ref > 0) {
+        const d = await this.delivered();
+        if (CLOUDS.every((c) => d[c] >= ref)) return t;
+      }
+      await delay(Math.max(0, POLL_MS - (Date.now() - t)));
+    }
+    return undefined;
+  }
+
+  /** Inject a fault, keep it for holdMs, heal it, and measure injection -> full recovery. */
+  async fault(
+    label: string,
+    inject: () => Promise<void> | void,
+    holdMs: number,
+    heal: () => Promise<void> | void,
+  ): Promise<FaultWindow> {
+    const injectedAt = Date.now();
+    await inject();
+    await delay(Math.max(0, holdMs - (Date.now() - injectedAt)));
+    await heal();
+    const healedAt = Date.now();
+    const recoveredAt = await this.waitRecovered(this.spec.recoveryTimeoutMs ?? 60_000);
+    const w: FaultWindow = { label, injectedAt, healedAt, recoveredAt };
+    this.windows.push(w);
+    this.log(
+      `${label}: healed after ${((healedAt - injectedAt) / 1000).toFixed(1)} s, ` +
+        (recoveredAt
+          ? `full recovery ${((recoveredAt - injectedAt) / 1000).toFixed(1)} s after injection`
+          : 'NOT RECOVERED'),
+    );
+    return w;
+  }
+
+  /** SIGKILL a (non-ingress) replicator, keep it down downMs, restart it; its backend's deliveries are split at the restart. */
+  async killReceiver(
+    cloud: Cloud,
+    downMs: number,
+    label = `SIGKILL replicator ${cloud}`,
+  ): Promise<FaultWindow> {
+    if (this.spec.ingresses.includes(cloud))
+      throw new Error(`scenario bug: ${cloud} is an ingress of ${this.spec.name}`);
+    const node = this.mesh.node(cloud);
+    return this.fault(
+      label,
+      async () => {
+        await node.replicator.kill('SIGKILL');
+        this.receiverKills++;
+      },
+      downMs,
+      async () => {
+        const idx = await this.mesh.mark(cloud);
+        const list = this.marks.get(cloud) ?? [];
+        list.push(idx);
+        this.marks.set(cloud, list);
+        node.replicator.start();
+        await this.mesh.waitReady(cloud, 30_000);
+      },
+    );
+  }
+
+  /** Retransmits, receiver-side duplicate drops and drops by reason, per replicator (undefined when it does not answer). */
+  private async counters(): Promise<Map<Cloud, { starts: number; values: Map<string, number> } | undefined>> {
+    const out = new Map<Cloud, { starts: number; values: Map<string, number> } | undefined>();
+    for (const c of CLOUDS) {
+      const starts = this.mesh.node(c).replicator.startCount;
+      const s = await this.mesh.scrape(c);
+      if (!s) {
+        out.set(c, undefined);
+        continue;
+      }
+      const values = new Map<string, number>();
+      for (const x of s) {
+        let key: string | undefined;
+        if (x.name === 'udpmesh_retransmits_total') key = 'retransmits';
+        else if (x.name === 'udpmesh_dropped_datagrams_total') key = `dropped{${x.labels.reason ?? ''}}`;
+        else if (x.name === 'udpmesh_duplicates_dropped_total') key = 'duplicates dropped by receivers';
+        if (key) values.set(key, (values.get(key) ?? 0) + x.value);
+      }
+      out.set(c, { starts, values });
+    }
+    return out;
+  }
+
+  /** Counter increases during the scenario, summed over clouds. A replicator restarted meanwhile counts from 0
+   * in its last incarnation only (what earlier incarnations counted after the first scrape is not included). */
+  private static counterDeltas(
+    before: Map<Cloud, { starts: number; values: Map<string, number> } | undefined>,
+    after: Map<Cloud, { starts: number; values: Map<string, number> } | undefined>,
+  ): string[] {
+    const sum = new Map<string, number>();
+    for (const c of CLOUDS) {
+      const a = after.get(c);
+      if (!a) continue;
+      const b = before.get(c);
+      const restarted = !b || b.starts !== a.starts;
+      for (const [k, v] of a.values) {
+        const d = restarted ? v : v - (b.values.get(k) ?? 0);
+        if (d > 0) sum.set(k, (sum.get(k) ?? 0) + d);
+      }
+    }
+    return [...sum].map(([k, v]) => `${k}=${v}`);
+  }
+
+  async run(): Promise<ScenarioResult> {
+    const spec = this.spec;
+    const started = Date.now();
+    const failures: string[] = [];
+    const countersBefore = await this.counters();
+    const backendDropsBefore = new Map<Cloud, number>();
+    for (const c of CLOUDS) backendDropsBefore.set(c, (await this.mesh.stats(c)).kernelDrops);
+    for (const c of spec.ingresses) {
+      const v = await this.ingressCount(c);
+      if (v === undefined) throw new Error(`ingress ${c} does not answer before ${spec.name}`);
+      this.base.set(c, v);
+    }
+    const clientAddr = this.mesh.clientHost!.address;
+    for (const [i, c] of spec.ingresses.entries()) {
+      const id = `${spec.name}#${c}`;
+      this.loadIds.push(id);
+      await this.mesh.startLoad(id, {
+        host: this.mesh.node(c).host.address,
+        port: 7001,
+        bindHost: clientAddr,
+        sessions: spec.sessionsPerIngress,
+        maxPerSession: 10_000_000,
+        rate: spec.ratePerIngress,
+        sessionBase: this.ranges[i]![0],
+      });
+    }
+    this.startSampler();
+    let loads: LoadStatus[] = [];
+    let faultError: Error | undefined;
+    try {
+      await delay(spec.warmupMs ?? 2000);
+      try {
+        await spec.faults(this);
+      } catch (err) {
+        faultError = err as Error;
+        failures.push(`fault injection failed: ${faultError.message.split('\n')[0]}`);
+        this.notes.push(`fault injection error: ${faultError.stack ?? faultError.message}`);
+      }
+      await delay(spec.cooldownMs ?? 1000);
+    } finally {
+      try {
+        loads = await Promise.all(this.loadIds.map((id) => this.mesh.stopLoad(id)));
+      } finally {
+        if (loads.length === 0) {
+          this.sampling = false;
+          await this.samplerDone;
+        }
+      }
+    }
+    for (const [i, l] of loads.entries()) {
+      const [lo, hi] = this.ranges[i]!;
+      this.groups.push({ lo, hi, perSession: l.perSession });
+    }
+    const sent = loads.reduce((a, l) => a + l.sent, 0);
+    // The ingress counters settle once the last datagrams are read.
+    let accepted = -1;
+    await waitFor(
+      async () => {
+        const a = await this.acceptedNow();
+        const stable = a === accepted && a >= sent;
+        accepted = a;
+        return stable;
+      },
+      { timeoutMs: 3000, intervalMs: 300, what: 'ingress counters stable' },
+    ).catch(() => undefined);
+    this.sampling = false;
+    await this.samplerDone;
+    if (accepted !== sent)
+      this.notes.push(
+        `ingresses counted ${accepted} of ${sent} datagrams sent (the rest never reached an ingress socket)`,
+      );
+    // Every cloud has every accepted datagram (or the deadline passes: the loss is then reported).
+    const finalWait = spec.recoveryTimeoutMs ?? 60_000;
+    await waitFor(
+      async () => {
+        const d = await this.delivered();
+        return CLOUDS.every((c) => d[c] >= accepted);
+      },
+      { timeoutMs: finalWait, intervalMs: 200, what: 'every cloud delivered every accepted datagram' },
+    ).catch(() =>
+      failures.push(`not every cloud had every accepted datagram ${finalWait / 1000} s after the load ended`),
+    );
+    await this.quiesce().catch((e: Error) => this.notes.push(e.message.split('\n')[0]!));
+    const clouds: CloudResult[] = [];
+    for (const c of CLOUDS) {
+      const analysis = await this.mesh.analyze(c, this.groups, this.marks.get(c) ?? []);
+      const stats = await this.mesh.stats(c).catch(() => undefined);
+      const backendKernelDrops = stats ? stats.kernelDrops - backendDropsBefore.get(c)! : 0;
+      clouds.push({
+        cloud: c,
+        analysis,
+        lost: Math.max(0, accepted - analysis.distinct),
+        stats,
+        backendKernelDrops,
+      });
+    }
+    await Promise.all(this.loadIds.map((id) => this.mesh.closeLoad(id)));
+    const deltas = ScenarioRun.counterDeltas(countersBefore, await this.counters());
+    if (deltas.length) this.notes.push(`replicator counters during the scenario: ${deltas.join(' ')}`);
+    const lost = clouds.reduce((a, c) => a + c.lost, 0);
+    const duplicates = clouds.reduce((a, c) => a + c.analysis.duplicates, 0);
+    const duplicatesWithinIncarnation = clouds.reduce((a, c) => a + c.analysis.duplicatesWithinSegment, 0);
+    const orderViolations = clouds.reduce((a, c) => a + c.analysis.outOfOrder, 0);
+    const totalRate = spec.ratePerIngress * spec.ingresses.length;
+    const duplicateBudget = spec.killsReceivers
+      ? Math.ceil(this.receiverKills * totalRate * (spec.duplicateBudgetSeconds ?? 1))
+      : 0;
+
+    for (const c of clouds) {
+      if (c.lost > 0 || c.analysis.outOfOrder > 0 || c.analysis.duplicatesWithinSegment > 0) {
+        const file = await this.mesh
+          .dumpArrivals(c.cloud, this.groups, spec.name)
+          .catch((e: Error) => `(dump failed: ${e.message})`);
+        const marks = this.marks.get(c.cloud) ?? [];
+        this.notes.push(
+          `${c.cloud}: arrivals of this scenario's sessions in ${file}${marks.length ? `; restarts at arrival indexes ${marks.join(', ')}` : ''}`,
+        );
+      }
+      if (c.lost > 0) {
+        const drops =
+          c.backendKernelDrops > 0
+            ? `; the kernel dropped ${c.backendKernelDrops} datagrams on the backend's socket (receive buffer full) meanwhile`
+            : '';
+        failures.push(
+          `${c.cloud}: ${c.lost} of ${accepted} accepted datagrams never delivered (${c.analysis.examples.slice(0, 3).join('; ')})${drops}`,
+        );
+      }
+      if (c.analysis.unexpected > 0)
+        failures.push(`${c.cloud}: ${c.analysis.unexpected} datagrams that were never sent`);
+      if (c.stats && c.stats.invalid > 0)
+        failures.push(
+          `${c.cloud}: ${c.stats.invalid} corrupted datagrams (${c.stats.invalidExamples.slice(0, 2).join('; ')})`,
+        );
+    }
+    if (orderViolations > 0) failures.push(`${orderViolations} per-session order violations`);
+    if (spec.killsReceivers) {
+      if (duplicatesWithinIncarnation > 0)
+        failures.push(`${duplicatesWithinIncarnation} duplicates delivered by one replicator incarnation`);
+      if (duplicates > duplicateBudget)
+        failures.push(
+          `${duplicates} duplicate deliveries around ${this.receiverKills} receiver kills > budget ${duplicateBudget}`,
+        );
+    } else if (duplicates > 0) failures.push(`${duplicates} duplicate deliveries (no receiver was killed)`);
+    for (const w of this.windows)
+      if (w.recoveredAt === undefined)
+        failures.push(
+          `${w.label}: no full recovery within ${(spec.recoveryTimeoutMs ?? 60_000) / 1000} s of the heal`,
+        );
+    if (this.windows.length === 0 && !faultError) failures.push('no fault was injected');
+    for (const e of this.mesh.takeUnexpectedExits()) failures.push(e);
+    return {
+      name: spec.name,
+      sent,
+      accepted,
+      clouds,
+      lost,
+      duplicates,
+      duplicatesWithinIncarnation,
+      duplicateBudget,
+      orderViolations,
+      windows: this.windows,
+      receiverKills: this.receiverKills,
+      failures,
+      notes: this.notes,
+      durationMs: Date.now() - started,
+    };
+  }
+
+  /** No replicator holds unacknowledged datagrams, no proxy holds delayed ones, backend counts are stable. */
+  private async quiesce(): Promise<void> {
+    let last = '';
+    await waitFor(
+      async () => {
+        let lag = 0;
+        for (const c of CLOUDS) {
+          const s = await this.mesh.scrape(c);
+          if (!s) return false;
+          for (const x of s) if (x.name === 'udpmesh_replication_lag_datagrams') lag += x.value;
+        }
+        const stats = await Promise.all(CLOUDS.map((c) => this.mesh.stats(c)));
+        const queued = stats.reduce((a, s) => a + s.proxyQueued, 0);
+        const counts = stats.map((s) => s.count).join(',');
+        const stable = counts === last;
+        last = counts;
+        return lag === 0 && queued === 0 && stable;
+      },
+      { timeoutMs: 20_000, intervalMs: 500, what: 'replication lag 0 everywhere and backend counts stable' },
+    );
+  }
+}
