@@ -720,6 +720,7 @@ export class Replicator {
         rttSeconds: link.rtt.srttMs / 1000,
         replicated: link.counters.replicated,
         retransmits: link.counters.retransmits,
+        spuriousRetransmits: link.spuriousRetransmits,
         backlogDropped: link.counters.backlogDropped,
       })),
     };

@@ -68,6 +68,9 @@ export function createMetricsRegistry(snapshot: () => ReplicatorSnapshot): clien
   counter('udpmesh_retransmits_total', 'Datagrams sent to a peer again.', ['peer'], (m, s) => {
     for (const p of s.peers) m.inc({ peer: p.id }, p.retransmits);
   });
+  counter('udpmesh_spurious_retransmits_total', 'Retransmissions whose original arrived after all (reordering).', ['peer'], (m, s) => {
+    for (const p of s.peers) m.inc({ peer: p.id }, p.spuriousRetransmits);
+  });
   counter('udpmesh_duplicates_dropped_total', 'Replicated datagrams received more than once and dropped.', [], (m, s) =>
     m.inc(s.duplicatesDropped),
   );

@@ -36,6 +36,8 @@ export interface PeerStatus {
   rttSeconds: number;
   replicated: number;
   retransmits: number;
+  /** Retransmissions that turned out unnecessary (the original was reordered, not lost). */
+  spuriousRetransmits: number;
   backlogDropped: number;
 }
 

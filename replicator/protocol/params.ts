@@ -18,6 +18,8 @@ export const protocolParams = {
   rtoBackoff: 1.5,
   /** Lost once a frame sent this many frames after its own was acknowledged (RFC 9002 kPacketThreshold). */
   packetThreshold: 3,
+  /** The adaptive reordering window (spurious retransmissions widen it) never exceeds this many frames. */
+  maxReorderFrames: 256,
   /** How often the retransmit scan and the ack flush run; timers are bucketed, never per datagram. */
   tickMs: 2,
   /** Liveness probes and RTT samples while a link is idle. */

@@ -75,6 +75,14 @@ export class PeerLink {
   private lossRefSent = -Infinity;
   private lossRefFrame = -Infinity;
   private lossPending = false;
+  /**
+   * Adaptive reordering window (as RACK does): when an ACK for a retransmitted position comes back
+   * sooner than the path could carry the retransmission, the original was only reordered. Each such
+   * spurious retransmission widens the loss thresholds; they narrow again slowly while none happen.
+   */
+  reorderFrames: number;
+  reorderExtraMs = 0;
+  spuriousRetransmits = 0;
   /** The peer's incarnation (its epoch), learnt from its PINGs and its member record. */
   peerEpoch: number | undefined;
   /** Positions below this are a resync backlog (resent after the peer came back): paced like losses. */
@@ -103,6 +111,7 @@ export class PeerLink {
     this.lastHeardAt = now;
     this.lastProgressAt = now;
     this.resendTokens = this.params.resendBurst;
+    this.reorderFrames = this.params.packetThreshold;
     this.resendRefillAt = now;
     this.frameBudget = opts.maxFrameBytes - dataHeaderBytes(opts.sender);
   }
@@ -184,8 +193,12 @@ export class PeerLink {
     let refSent = -Infinity;
     let refFrame = -Infinity;
     let progressed = false;
+    let spurious = 0;
+    // An ACK earlier than half the minimum RTT after a retransmission answers the original copy.
+    const tooSoon = this.rtt.minRttMs === Infinity ? 0 : this.rtt.minRttMs / 2;
     while (this.low < base) {
       const i = this.low & mask;
+      if (!this.sacked[i] && this.payloads[i] !== undefined && this.sends[i] > 1 && now - this.sentAt[i] < tooSoon) spurious++;
       if (!this.sacked[i] && this.payloads[i] !== undefined && this.sends[i] === 1) {
         if (this.sentAt[i] > refSent) refSent = this.sentAt[i];
         if (this.sentFrame[i] > refFrame) refFrame = this.sentFrame[i];
@@ -199,7 +212,10 @@ export class PeerLink {
         if (this.sacked[i]) continue;
         this.sacked[i] = 1;
         progressed = true;
-        if (this.sends[i] !== 1) continue;
+        if (this.sends[i] !== 1) {
+          if (now - this.sentAt[i] < tooSoon) spurious++;
+          continue;
+        }
         if (this.sentAt[i] > refSent) refSent = this.sentAt[i];
         if (this.sentFrame[i] > refFrame) refFrame = this.sentFrame[i];
       }
@@ -207,6 +223,15 @@ export class PeerLink {
     if (progressed) {
       this.ptoCount = 0;
       this.lastProgressAt = now;
+    }
+    if (spurious > 0) {
+      this.spuriousRetransmits += spurious;
+      this.reorderFrames = Math.min(this.params.maxReorderFrames, this.reorderFrames * 2);
+      this.reorderExtraMs = Math.min(4 * this.rtt.srttMs, this.reorderExtraMs + Math.max(this.params.tickMs, this.rtt.srttMs / 4));
+    } else if (progressed) {
+      // Narrow back by ~1% per ACK: reordering that stopped stops costing latency.
+      this.reorderFrames = Math.max(this.params.packetThreshold, this.reorderFrames * 0.99);
+      this.reorderExtraMs *= 0.99;
     }
     if (refSent > this.lossRefSent) this.lossRefSent = refSent;
     if (refFrame > this.lossRefFrame) this.lossRefFrame = refFrame;
@@ -221,9 +246,10 @@ export class PeerLink {
     const refSent = this.lossRefSent;
     const refFrame = this.lossRefFrame;
     let budget = this.refillResend(now);
-    const lossDelay = Math.max(this.params.tickMs, (9 / 8) * Math.max(this.rtt.srttMs, this.rtt.latestMs));
+    const lossDelay =
+      Math.max(this.params.tickMs, (9 / 8) * Math.max(this.rtt.srttMs, this.rtt.latestMs)) + this.reorderExtraMs;
     // Counted in frames, not positions: one frame overtaking another must not make its many records "lost".
-    const frameLimit = refFrame - this.params.packetThreshold;
+    const frameLimit = refFrame - Math.round(this.reorderFrames);
     const lost: OutRecord[] = [];
     for (let p = this.low; p < this.sendPos; p++) {
       const i = p & mask;
