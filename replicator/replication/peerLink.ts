@@ -132,6 +132,7 @@ export class PeerLink {
     this.payloads[i] = payload;
     this.sends[i] = 0;
     this.sacked[i] = 0;
+    this.sentAt[i] = -1;
     this.next++;
     this.bytes += payload.length + RECORD_HEADER_BYTES;
     while (this.bytes > this.opts.maxBytes && this.low < this.next - 1) this.dropOldest();
@@ -157,11 +158,10 @@ export class PeerLink {
       }
       batch.push({ streamSeq: p, session: this.sessions[i], seq: this.seqs[i], payload });
       size += n;
-      if (this.sends[i] === 0) this.counters.replicated++;
-      else {
-        this.counters.retransmits++;
-        this.resendTokens--;
-      }
+      // sentAt < 0: never sent (sends alone cannot tell: a peer's return resets it for Karn's rule).
+      if (this.sentAt[i] < 0) this.counters.replicated++;
+      else this.counters.retransmits++;
+      if (p < this.resyncEnd) this.resendTokens--;
       this.sentAt[i] = now;
       if (this.sends[i] < 255) this.sends[i]++;
     }
@@ -316,13 +316,7 @@ export class PeerLink {
       // transmissions for loss detection and RTT (sends = 0); they are still counted as retransmits.
       this.state = 'up';
       const mask = this.cap - 1;
-      for (let p = this.low; p < this.sendPos; p++) {
-        const i = p & mask;
-        if (this.sends[i] === 0 || this.sacked[i] || this.payloads[i] === undefined) continue;
-        this.sends[i] = 0;
-        this.counters.replicated--;
-        this.counters.retransmits++;
-      }
+      for (let p = this.low; p < this.sendPos; p++) this.sends[p & mask] = 0;
       this.sendPos = this.low;
       this.resyncEnd = this.next;
       this.ptoCount = 0;
