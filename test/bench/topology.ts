@@ -1,0 +1,260 @@
+// The two systems under test on loopback, sharing one set of sink backends and one load generator:
+//   udpmesh: etcd + three replicators (aws = ingress, gcp, azure), each delivering to its cluster's sink;
+//   baseline: plain Node forwarders in the same shape (baseline.ts).
+// Everything binds 127.0.0.1; every process is tracked and killed on exit.
+import { join } from 'node:path';
+import { startEtcdCluster, type EtcdCluster } from '../../replicator/local/etcdCluster.ts';
+import { freePorts } from '../../replicator/local/freePort.ts';
+import { ReplicatorProcess } from '../../replicator/local/replicatorProcess.ts';
+import type { ReplicatorConfigInput } from '../../replicator/config/schema.ts';
+import { scrapeCounters, type ProcRef, type ReplicatorCounters } from './measure.ts';
+import { benchFile, NodeChild, REPO_ROOT, until } from './procs.ts';
+
+export const CLUSTERS = ['aws', 'gcp', 'azure'] as const;
+export type Cluster = (typeof CLUSTERS)[number];
+export type Mode = 'oneway' | 'reply';
+export type SystemKind = 'udpmesh' | 'baseline';
+
+const HOST = '127.0.0.1';
+
+// Spelled replicator/./main.ts on purpose: on a shared machine another run's broad
+// `pkill -f replicator/main.ts` must not hit the bench (it did: replicators got SIGTERM mid-run).
+const REPLICATOR_MAIN_SPELLED = `${REPO_ROOT.replace(/\/$/, '')}/replicator/./main.ts`;
+
+export interface Sink {
+  cluster: Cluster;
+  port: number;
+  proc: NodeChild;
+}
+
+/** Processes that live for the whole bench: sinks, the load generator, etcd. */
+export class Shared {
+  private constructor(
+    readonly dir: string,
+    readonly sinks: Sink[],
+    readonly loadgen: NodeChild,
+    readonly etcd: EtcdCluster,
+  ) {}
+
+  static async start(dir: string): Promise<Shared> {
+    const sinkPorts = await freePorts(CLUSTERS.length, HOST);
+    const sinks: Sink[] = CLUSTERS.map((cluster, i) => ({
+      cluster,
+      port: sinkPorts[i]!,
+      proc: new NodeChild(
+        `sink-${cluster}`,
+        benchFile('sink.ts'),
+        ['--port', String(sinkPorts[i]), '--host', HOST],
+        {
+          ipc: true,
+          logFile: join(dir, `sink-${cluster}.log`),
+        },
+      ),
+    }));
+    const loadgen = new NodeChild('loadgen', benchFile('loadgen.ts'), [], {
+      ipc: true,
+      logFile: join(dir, 'loadgen.log'),
+    });
+    // One etcd member: the bench measures the data plane; etcd is off the per-datagram path.
+    const etcdPromise = startEtcdCluster({ size: 1, host: HOST, autoInstall: false });
+    const shared = await Promise.all([...sinks.map((s) => s.proc.waitReady()), loadgen.waitReady()]).then(
+      async () => new Shared(dir, sinks, loadgen, await etcdPromise),
+      async (err: unknown) => {
+        await etcdPromise.then((e) => e.stop()).catch(() => {});
+        throw err;
+      },
+    );
+    return shared;
+  }
+
+  sink(cluster: Cluster): Sink {
+    return this.sinks.find((s) => s.cluster === cluster)!;
+  }
+
+  async setEcho(echo: boolean): Promise<void> {
+    await Promise.all(this.sinks.map((s) => s.proc.request({ cmd: 'config', echo })));
+  }
+
+  procRefs(): ProcRef[] {
+    const out: ProcRef[] = this.sinks.map((s) => ({ name: `sink-${s.cluster}`, pid: s.proc.pid }));
+    out.push({ name: 'loadgen', pid: this.loadgen.pid });
+    return out;
+  }
+
+  etcdRef(): ProcRef[] {
+    return this.etcd.members.filter((m) => m.pid !== undefined).map((m) => ({ name: 'etcd', pid: m.pid! }));
+  }
+
+  async stop(): Promise<void> {
+    await Promise.allSettled([
+      ...this.sinks.map((s) => s.proc.stop()),
+      this.loadgen.stop(),
+      this.etcd.stop(),
+    ]);
+  }
+}
+
+export interface SystemUnderTest {
+  kind: SystemKind;
+  mode: Mode;
+  /** Where clients send: the aws ingress. */
+  ingress: { host: string; port: number };
+  /** The system's own processes (replicators or forwarders), named by cluster. */
+  procs: ProcRef[];
+  /** Replicator counters summed over the three, or undefined for the baseline. */
+  counters(): Promise<ReplicatorCounters[] | undefined>;
+  /** Datagrams accepted but not yet acknowledged by every peer (0 for the baseline). */
+  lag(): Promise<number>;
+  /** Undefined while every process runs; else which one ended and how. */
+  dead(): string | undefined;
+  stop(): Promise<void>;
+}
+
+export interface UdpmeshOptions {
+  mode: Mode;
+  /** etcd mesh namespace: a fresh one per topology so stale members of an earlier one never mix in. */
+  mesh: string;
+  maxSessions?: number;
+  sessionIdleTimeoutMs?: number;
+  /** Extra environment for the replicators (e.g. NODE_OPTIONS=--cpu-prof). */
+  env?: Record<string, string>;
+}
+
+export async function startUdpmesh(shared: Shared, o: UdpmeshOptions): Promise<SystemUnderTest> {
+  const ports = await freePorts(CLUSTERS.length * 3, HOST);
+  const reps = CLUSTERS.map((cluster, i) => {
+    const config: ReplicatorConfigInput = {
+      cluster,
+      instance: cluster,
+      mesh: o.mesh,
+      ingress: {
+        ports: [ports[3 * i]!],
+        addresses: [HOST],
+        mode: o.mode,
+        ...(o.maxSessions !== undefined ? { maxSessions: o.maxSessions } : {}),
+        ...(o.sessionIdleTimeoutMs !== undefined ? { sessionIdleTimeoutMs: o.sessionIdleTimeoutMs } : {}),
+      },
+      replication: { address: HOST, port: ports[3 * i + 1]! },
+      delivery: { backends: [`${HOST}:${shared.sink(cluster).port}`] },
+      etcd: { endpoints: shared.etcd.endpoints, leaseTtlSeconds: 5 },
+      metrics: { address: HOST, port: ports[3 * i + 2]! },
+      log: { level: 'warn' },
+      drain: { deadlineMs: 2000 },
+    };
+    return new ReplicatorProcess({
+      name: `${o.mesh}-${cluster}`,
+      config,
+      dir: shared.dir,
+      env: o.env,
+      mainPath: REPLICATOR_MAIN_SPELLED,
+    });
+  });
+  let stopping = false;
+  const exits = new Map<string, string>();
+  for (const r of reps) {
+    r.onExit((info) => {
+      if (!stopping)
+        exits.set(
+          r.name,
+          `replicator ${r.name} exited unexpectedly (code ${info.code}, signal ${info.signal}); log ${r.logFile}`,
+        );
+    });
+  }
+  const stop = async (): Promise<void> => {
+    stopping = true;
+    await Promise.allSettled(reps.map((r) => r.stop(5000)));
+  };
+  try {
+    for (const r of reps) r.start();
+    await Promise.all(reps.map((r) => r.waitReady(60_000)));
+    // Ready is per replicator; wait until every one has a live link to the other two clusters.
+    await until(
+      async () => {
+        const st = await Promise.all(
+          reps.map((r) =>
+            fetch(`${r.httpBase}/status`).then((x) => x.json() as Promise<{ peers: Array<{ up: boolean }> }>),
+          ),
+        );
+        return st.every((s) => s.peers.length === CLUSTERS.length - 1 && s.peers.every((p) => p.up));
+      },
+      30_000,
+      'every replicator to see both peers',
+    );
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+  return {
+    kind: 'udpmesh',
+    mode: o.mode,
+    ingress: { host: HOST, port: ports[0]! },
+    procs: reps.map((r, i) => ({ name: CLUSTERS[i]!, pid: r.pid ?? -1 })),
+    counters: () => Promise.all(reps.map((r) => scrapeCounters(r.metricsUrl))),
+    lag: async () =>
+      (await Promise.all(reps.map((r) => scrapeCounters(r.metricsUrl)))).reduce((a, c) => a + c.lag, 0),
+    dead: () => [...exits.values()][0],
+    stop,
+  };
+}
+
+export async function startBaseline(shared: Shared, mode: Mode): Promise<SystemUnderTest> {
+  const ports = await freePorts(CLUSTERS.length, HOST);
+  const fwd = CLUSTERS.map((cluster, i) => {
+    const args = [
+      '--port',
+      String(ports[i]),
+      '--host',
+      HOST,
+      '--sink',
+      `${HOST}:${shared.sink(cluster).port}`,
+      '--mode',
+      mode,
+    ];
+    if (i === 0) args.push('--role', 'fanout', '--peers', `${HOST}:${ports[1]},${HOST}:${ports[2]}`);
+    else args.push('--role', 'leaf');
+    return new NodeChild(`baseline-${cluster}`, benchFile('baseline.ts'), args, {
+      ipc: false,
+      logFile: join(shared.dir, `baseline-${mode}-${cluster}.log`),
+    });
+  });
+  let stopping = false;
+  const exits = new Map<string, string>();
+  for (const f of fwd) {
+    f.child.once('exit', (code, signal) => {
+      if (!stopping) exits.set(f.name, `${f.name} exited unexpectedly (code ${code}, signal ${signal})`);
+    });
+  }
+  const stop = async (): Promise<void> => {
+    stopping = true;
+    await Promise.allSettled(fwd.map((f) => f.stop()));
+  };
+  // Up once each has printed its banner (it binds before printing).
+  const { readFileSync } = await import('node:fs');
+  try {
+    await until(
+      () =>
+        CLUSTERS.every((c) => {
+          try {
+            return readFileSync(join(shared.dir, `baseline-${mode}-${c}.log`), 'utf8').includes('baseline ');
+          } catch {
+            return false;
+          }
+        }),
+      30_000,
+      'the baseline forwarders to bind',
+    );
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+  return {
+    kind: 'baseline',
+    mode,
+    ingress: { host: HOST, port: ports[0]! },
+    procs: fwd.map((f, i) => ({ name: CLUSTERS[i]!, pid: f.pid })),
+    counters: async () => undefined,
+    lag: async () => 0,
+    dead: () => [...exits.values()][0],
+    stop,
+  };
+}
