@@ -76,6 +76,7 @@ export class Replicator {
     ingressDatagrams: 0,
     ingressBytes: 0,
     repliesRelayed: 0,
+    remoteRepliesDiscarded: 0,
     delivered: new Map<string, number>(),
     dropped: new Map<string, number>(),
     evicted: new Map<string, number>(),
@@ -505,7 +506,7 @@ export class Replicator {
     if (!sock) {
       sock = createSocket(type);
       // Replies to datagrams that entered in another cluster have no client here: count and drop them.
-      sock.on('message', () => this.drop(DropReason.RemoteReply));
+      sock.on('message', () => this.stats.remoteRepliesDiscarded++);
       sock.on('error', (err) => this.log.warn({ err: err.message }, 'delivery socket error'));
       this.deliverySockets[type] = sock;
     }
@@ -700,6 +701,7 @@ export class Replicator {
       ingressDatagrams: this.stats.ingressDatagrams,
       ingressBytes: this.stats.ingressBytes,
       repliesRelayed: this.stats.repliesRelayed,
+      remoteRepliesDiscarded: this.stats.remoteRepliesDiscarded,
       sessionsActive: this.table.size,
       sessionsEvicted: Object.fromEntries(this.stats.evicted),
       delivered: Object.fromEntries(this.stats.delivered),

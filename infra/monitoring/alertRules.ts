@@ -36,6 +36,8 @@ export function defaultThresholds(interCloudRttMs: number): AlertThresholds {
 }
 
 const ETCD = 'job=~".*etcd.*"';
+/** udpmesh_dropped_datagrams_total reasons that mean an accepted datagram was lost. */
+export const LOSS_REASONS = 'gap_timeout|sender_skipped|peer_backlog_overflow|no_backend|send_error|late';
 
 export function replicatorRules(t: AlertThresholds): RuleGroup {
   return {
@@ -43,7 +45,10 @@ export function replicatorRules(t: AlertThresholds): RuleGroup {
     rules: [
       {
         alert: 'UdpmeshPacketLoss',
-        expr: `sum by (namespace) (rate(udpmesh_dropped_datagrams_total[5m])) / clamp_min(sum by (namespace) (rate(udpmesh_ingress_datagrams_total[5m])), 1e-9) > ${t.packetLossRatio}`,
+        // Loss only: datagrams accepted and then not delivered. Policy drops (rate limit, CIDR lists,
+        // oversize, draining), flow control (reorder_full, beyond_window: retransmitted later) and
+        // rejected frames are visible on the dashboard by reason but are not packet loss.
+        expr: `sum by (namespace) (rate(udpmesh_dropped_datagrams_total{reason=~"${LOSS_REASONS}"}[5m])) / clamp_min(sum by (namespace) (rate(udpmesh_ingress_datagrams_total[5m])), 1e-9) > ${t.packetLossRatio}`,
         for: '5m',
         labels: { severity: 'critical' },
         annotations: {

@@ -59,6 +59,12 @@ export function createMetricsRegistry(snapshot: () => ReplicatorSnapshot): clien
   counter('udpmesh_ingress_datagrams_total', 'Datagrams accepted from clients at this ingress.', [], (m, s) => m.inc(s.ingressDatagrams));
   counter('udpmesh_ingress_bytes_total', 'Payload bytes accepted from clients.', [], (m, s) => m.inc(s.ingressBytes));
   counter('udpmesh_replies_relayed_total', 'Backend replies sent back to clients.', [], (m, s) => m.inc(s.repliesRelayed));
+  counter(
+    'udpmesh_remote_replies_discarded_total',
+    'Replies from local backends to datagrams that entered in another cluster (the client talks to that ingress).',
+    [],
+    (m, s) => m.inc(s.remoteRepliesDiscarded),
+  );
   counter('udpmesh_delivered_datagrams_total', 'Datagrams delivered to local backends, by origin cluster.', ['origin'], (m, s) => {
     for (const [origin, n] of Object.entries(s.delivered)) m.inc({ origin }, n);
   });

@@ -11,7 +11,6 @@ export const DropReason = {
   /** Refused while the reorder buffer was full; the sender retransmits it (flow control, not loss). */
   ReorderFull: 'reorder_full',
   BeyondWindow: 'beyond_window',
-  RemoteReply: 'remote_reply',
   NoBackend: 'no_backend',
   Late: 'late',
   SendError: 'send_error',
@@ -51,6 +50,8 @@ export interface ReplicatorSnapshot {
   ingressDatagrams: number;
   ingressBytes: number;
   repliesRelayed: number;
+  /** Replies from local backends to datagrams that entered in another cluster: expected, discarded. */
+  remoteRepliesDiscarded: number;
   sessionsActive: number;
   sessionsEvicted: Record<string, number>;
   delivered: Record<string, number>;
