@@ -21,6 +21,11 @@ import { PeerLink, type PeerEndpoint } from './replication/peerLink.ts';
 import { DropReason, type ReplicatorSnapshot } from './observability/stats.ts';
 import { verifyFrame, signFrame, type FrameKey, type KeyRing } from './protocol/frameAuth.ts';
 import { loadKeyRing } from './replication/clusterKeys.ts';
+import { BackendSockets } from './delivery/backendSockets.ts';
+
+const kSession = Symbol('udpmesh.session');
+type UpstreamSocket = Socket & { [kSession]?: ClientSession };
+const UPSTREAM_QUEUE_LIMIT = 256;
 import { Admission, takeToken } from './ingress/admission.ts';
 
 /** Same key in every cluster for one session, so equal backend lists give the same backend index. */
@@ -49,7 +54,14 @@ export class Replicator {
   private readonly baseCfg: ReplicatorConfig;
   private listeners: Listener[] = [];
   private replSocket: Socket | undefined;
-  private deliverySockets: { udp4?: Socket; udp6?: Socket } = {};
+  private readonly backendSockets: BackendSockets;
+  private retainedBackendsVersion = 0;
+  /** One handler per event for every session's upstream socket (no closures per session). */
+  private readonly upstreamHandlers: {
+    message: (this: Socket, reply: Buffer) => void;
+    connect: (this: Socket) => void;
+    error: (this: Socket, err: Error) => void;
+  };
   private readonly pool: BackendPool;
   private readonly table: SessionTable<ClientSession>;
   private readonly links = new Map<string, LinkEntry>();
@@ -100,6 +112,38 @@ export class Replicator {
     this.selfHash = hashString(this.member);
     this.pool = new BackendPool((msg) => this.log.warn(msg));
     this.keyRing = loadKeyRing(config.replication.auth);
+    this.backendSockets = new BackendSockets(
+      () => this.stats.remoteRepliesDiscarded++,
+      (err) => this.log.warn({ err: err.message }, 'delivery socket error'),
+    );
+    const self = this;
+    this.upstreamHandlers = {
+      message(reply) {
+        const s = (this as UpstreamSocket)[kSession];
+        if (!s) return;
+        // Relay the backend's reply from the address the client talked to.
+        s.listener.send(reply, s.port, s.address);
+        self.stats.repliesRelayed++;
+        self.table.promote(s, performance.now());
+      },
+      connect() {
+        const s = (this as UpstreamSocket)[kSession];
+        if (!s || s.upstream !== this) return;
+        s.upstreamConnected = true;
+        const q = s.upstreamQueue;
+        s.upstreamQueue = undefined;
+        if (q) for (const payload of q) this.send(payload);
+      },
+      error(err) {
+        const s = (this as UpstreamSocket)[kSession];
+        self.drop(DropReason.SendError);
+        if (s?.upstreamQueue) {
+          for (let i = 0; i < s.upstreamQueue.length; i++) self.drop(DropReason.SendError);
+          s.upstreamQueue = undefined;
+        }
+        self.log.debug({ err: err.message }, 'upstream socket error');
+      },
+    };
     this.admission = new Admission(config.ingress.allowCidrs, config.ingress.denyCidrs);
     this.table = new SessionTable<ClientSession>(config.ingress.maxSessions, config.ingress.sessionIdleTimeoutMs, (s, reason) =>
       this.onEvict(s, reason),
@@ -271,6 +315,9 @@ export class Replicator {
       nextSeq: 0,
       hashKey: sessionHashKey(this.selfHash, this.epoch, id),
       upstream: undefined,
+      upstreamBackend: undefined,
+      upstreamConnected: false,
+      upstreamQueue: undefined,
       backend: undefined,
       backendVersion: -1,
       targets: [],
@@ -283,32 +330,12 @@ export class Replicator {
       refilledAt: now,
     };
     if (!this.table.add(s, now)) return undefined;
-    if (this.cfg.ingress.mode === 'reply') {
-      const up = createSocket(rinfo.family === 'IPv6' && this.pool.backends.some((b) => b.family === 6) ? 'udp6' : 'udp4');
-      up.on('message', (reply) => {
-        // Relay the backend's reply from the address the client talked to.
-        s.listener.send(reply, s.port, s.address);
-        this.stats.repliesRelayed++;
-        this.table.promote(s, performance.now());
-      });
-      up.on('error', (err) => {
-        this.drop(DropReason.SendError);
-        this.log.debug({ err: err.message }, 'upstream socket error');
-      });
-      s.upstream = up;
-    }
     return s;
   }
 
   private onEvict(s: ClientSession, reason: EvictReason): void {
     this.stats.evicted.set(reason, (this.stats.evicted.get(reason) ?? 0) + 1);
-    if (s.upstream) {
-      try {
-        s.upstream.close();
-      } catch {
-        /* already closed */
-      }
-    }
+    this.closeUpstream(s);
   }
 
   private deliverAtOrigin(s: ClientSession, payload: Buffer): void {
@@ -321,9 +348,47 @@ export class Replicator {
       this.drop(DropReason.NoBackend);
       return;
     }
-    const sock = s.upstream ?? this.deliverySocket(b);
-    sock.send(payload, b.port, b.address);
+    if (this.cfg.ingress.mode === 'reply') {
+      // The session's own socket, connected to its backend (of the backend's address family).
+      if (s.upstreamBackend !== b) this.openUpstream(s, b);
+      if (s.upstreamConnected) s.upstream!.send(payload);
+      else if ((s.upstreamQueue ??= []).length < UPSTREAM_QUEUE_LIMIT) s.upstreamQueue.push(payload);
+      else {
+        this.drop(DropReason.SendError);
+        return;
+      }
+    } else {
+      this.backendSockets.send(b, payload);
+    }
     this.countDelivered(this.cluster);
+  }
+
+  private openUpstream(s: ClientSession, b: Backend): void {
+    this.closeUpstream(s);
+    const up: UpstreamSocket = createSocket(b.family === 6 ? 'udp6' : 'udp4');
+    up[kSession] = s;
+    up.on('message', this.upstreamHandlers.message);
+    up.on('error', this.upstreamHandlers.error);
+    up.once('connect', this.upstreamHandlers.connect);
+    s.upstream = up;
+    s.upstreamBackend = b;
+    s.upstreamConnected = false;
+    up.connect(b.port, b.address);
+  }
+
+  private closeUpstream(s: ClientSession): void {
+    const up = s.upstream as UpstreamSocket | undefined;
+    if (!up) return;
+    up[kSession] = undefined;
+    s.upstream = undefined;
+    s.upstreamBackend = undefined;
+    s.upstreamConnected = false;
+    s.upstreamQueue = undefined;
+    try {
+      up.close();
+    } catch {
+      /* already closed */
+    }
   }
 
   private chooseTargets(s: ClientSession): void {
@@ -477,7 +542,7 @@ export class Replicator {
       this.drop(DropReason.NoBackend);
       return;
     }
-    this.deliverySocket(b).send(payload, b.port, b.address);
+    this.backendSockets.send(b, payload);
     this.countDelivered(entry.originCluster);
   }
 
@@ -500,18 +565,7 @@ export class Replicator {
     return { address: '127.0.0.1', port: 0 };
   }
 
-  private deliverySocket(b: Backend): Socket {
-    const type = b.family === 6 ? 'udp6' : 'udp4';
-    let sock = this.deliverySockets[type];
-    if (!sock) {
-      sock = createSocket(type);
-      // Replies to datagrams that entered in another cluster have no client here: count and drop them.
-      sock.on('message', () => this.stats.remoteRepliesDiscarded++);
-      sock.on('error', (err) => this.log.warn({ err: err.message }, 'delivery socket error'));
-      this.deliverySockets[type] = sock;
-    }
-    return sock;
-  }
+
 
   // ---------------------------------------------------------------- membership and config
 
@@ -645,6 +699,10 @@ export class Replicator {
   private sweep(): void {
     const now = performance.now();
     this.table.sweep(now);
+    if (this.retainedBackendsVersion !== this.pool.version) {
+      this.backendSockets.retain(this.pool.backends);
+      this.retainedBackendsVersion = this.pool.version;
+    }
     const idle = this.cfg.ingress.sessionIdleTimeoutMs;
     for (const [k, e] of this.inbound) {
       e.stream.sweepSessions(now, idle);
@@ -755,8 +813,7 @@ export class Replicator {
     this.table.clear();
     for (const l of this.listeners) l.socket.close();
     this.listeners = [];
-    for (const s of Object.values(this.deliverySockets)) s?.close();
-    this.deliverySockets = {};
+    this.backendSockets.close();
     this.replSocket?.close();
     this.replSocket = undefined;
     await this.coordinator?.stop();

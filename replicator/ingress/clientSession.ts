@@ -16,7 +16,12 @@ export interface ClientSession extends TableEntry, Bucket {
   nextSeq: number;
   /** Consistent-hash key shared by every cluster for this session. */
   hashKey: number;
+  /** Reply mode: this session's own socket, connected to its backend. */
   upstream: Socket | undefined;
+  upstreamBackend: Backend | undefined;
+  upstreamConnected: boolean;
+  /** Datagrams that arrived while the upstream socket was still connecting (bounded). */
+  upstreamQueue: Buffer[] | undefined;
   backend: Backend | undefined;
   backendVersion: number;
   targets: PeerLink[];
