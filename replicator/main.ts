@@ -19,7 +19,9 @@ Every key can be overridden from the environment: UDPMESH_<SECTION>__<KEY>, e.g.
 async function main(): Promise<void> {
   let args;
   try {
-    args = parseArgs({ options: { config: { type: 'string', short: 'c' }, help: { type: 'boolean', short: 'h' } } });
+    args = parseArgs({
+      options: { config: { type: 'string', short: 'c' }, help: { type: 'boolean', short: 'h' } },
+    });
   } catch (err) {
     process.stderr.write(`${(err as Error).message}\n${USAGE}\n`);
     process.exit(2);
@@ -47,7 +49,10 @@ async function main(): Promise<void> {
     const index = Number(process.env[WORKER_INDEX_ENV] ?? '0');
     config = workerConfig(config, index, config.instance ?? hostname());
   }
-  const log = createLogger(config.log.level, { cluster: config.cluster, ...(isWorker ? { worker: config.instance } : {}) });
+  const log = createLogger(config.log.level, {
+    cluster: config.cluster,
+    ...(isWorker ? { worker: config.instance } : {}),
+  });
   const replicator = new Replicator(config, log, isWorker);
   const registry = createMetricsRegistry(() => replicator.snapshot());
   // The operations endpoint comes up first so probes and metrics work while the epoch is being obtained.
@@ -78,8 +83,12 @@ async function main(): Promise<void> {
       snapshot: () => replicator.snapshot(),
     });
   }
-  process.on('uncaughtException', (err) => log.error({ err: err.stack ?? String(err) }, 'uncaught exception (kept running)'));
-  process.on('unhandledRejection', (err) => log.error({ err: String(err) }, 'unhandled rejection (kept running)'));
+  process.on('uncaughtException', (err) =>
+    log.error({ err: err.stack ?? String(err) }, 'uncaught exception (kept running)'),
+  );
+  process.on('unhandledRejection', (err) =>
+    log.error({ err: String(err) }, 'unhandled rejection (kept running)'),
+  );
 
   let stopping = false;
   const shutdown = async (signal: string): Promise<void> => {

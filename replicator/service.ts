@@ -116,6 +116,8 @@ export class Replicator {
       () => this.stats.remoteRepliesDiscarded++,
       (err) => this.log.warn({ err: err.message }, 'delivery socket error'),
     );
+    // The handlers need both the emitting socket (their `this`) and the replicator.
+    // eslint-disable-next-line @typescript-eslint/no-this-alias
     const self = this;
     this.upstreamHandlers = {
       message(reply) {
@@ -145,8 +147,10 @@ export class Replicator {
       },
     };
     this.admission = new Admission(config.ingress.allowCidrs, config.ingress.denyCidrs);
-    this.table = new SessionTable<ClientSession>(config.ingress.maxSessions, config.ingress.sessionIdleTimeoutMs, (s, reason) =>
-      this.onEvict(s, reason),
+    this.table = new SessionTable<ClientSession>(
+      config.ingress.maxSessions,
+      config.ingress.sessionIdleTimeoutMs,
+      (s, reason) => this.onEvict(s, reason),
     );
   }
 
@@ -187,7 +191,12 @@ export class Replicator {
       );
       this.coordinator.on('members', (m) => this.applyMembers(m));
       this.coordinator.on('config', (doc) => this.applyDynamicConfig(doc));
-      this.coordinator.on('etcdUp', (up) => this.log.info({ etcdUp: up }, up ? 'etcd reachable' : 'etcd unreachable: keeping last known membership'));
+      this.coordinator.on('etcdUp', (up) =>
+        this.log.info(
+          { etcdUp: up },
+          up ? 'etcd reachable' : 'etcd unreachable: keeping last known membership',
+        ),
+      );
       this.epoch = await this.coordinator.start();
     } else {
       // No etcd (a static dev setup): seconds since 2020 never repeat across restarts of one host.
@@ -201,7 +210,9 @@ export class Replicator {
     this.listeners = await bindListeners(cfg.ingress.addresses, cfg.ingress.ports, this.reusePort);
     for (const l of this.listeners) {
       l.socket.on('message', (msg, rinfo) => this.onClientDatagram(l.socket, msg, rinfo));
-      l.socket.on('error', (err) => this.log.error({ err: err.message, port: l.port }, 'ingress socket error'));
+      l.socket.on('error', (err) =>
+        this.log.error({ err: err.message, port: l.port }, 'ingress socket error'),
+      );
     }
     const tick = setInterval(() => this.tick(), protocolParams.tickMs);
     const slow = setInterval(() => this.slowTick(), 50);
@@ -236,7 +247,8 @@ export class Replicator {
   private advertisedEndpoint(): { address: string; port: number } {
     const r = this.cfg.replication;
     const bound = this.replSocket?.address().port ?? r.port;
-    const address = r.advertiseAddress ?? (r.address === '0.0.0.0' ? '127.0.0.1' : r.address === '::' ? '::1' : r.address);
+    const address =
+      r.advertiseAddress ?? (r.address === '0.0.0.0' ? '127.0.0.1' : r.address === '::' ? '::1' : r.address);
     return { address, port: r.advertisePort ?? bound };
   }
 
@@ -303,7 +315,12 @@ export class Replicator {
     this.dirtyLinks.clear();
   };
 
-  private newSession(key: string, listener: Socket, rinfo: RemoteInfo, now: number): ClientSession | undefined {
+  private newSession(
+    key: string,
+    listener: Socket,
+    rinfo: RemoteInfo,
+    now: number,
+  ): ClientSession | undefined {
     const id = this.nextSessionId++;
     if (this.nextSessionId > 0xffffffff) this.nextSessionId = 1; // 4 billion sessions per epoch; then wrap
     const s: ClientSession = {
@@ -430,7 +447,8 @@ export class Replicator {
     if (f.sender === this.member) return; // our own frame looped back: ignore
     // Key rollover: answer each peer with the key it signs with (any key we accept), so a peer that
     // has not loaded the new key yet, or no longer has the old one, can verify what we send it.
-    if (auth.key !== undefined && this.peerKeys.get(f.sender) !== auth.key) this.peerKeys.set(f.sender, auth.key);
+    if (auth.key !== undefined && this.peerKeys.get(f.sender) !== auth.key)
+      this.peerKeys.set(f.sender, auth.key);
     const now = performance.now();
     switch (f.type) {
       case FrameType.Data:
@@ -448,10 +466,18 @@ export class Replicator {
       case FrameType.Ping: {
         const link = this.links.get(f.sender)?.link;
         if (link?.observePeerEpoch(f.epoch, now)) {
-          this.log.warn({ peer: f.sender, epoch: f.epoch, resending: link.lag }, 'peer restarted; resending what it had not delivered');
+          this.log.warn(
+            { peer: f.sender, epoch: f.epoch, resending: link.lag },
+            'peer restarted; resending what it had not delivered',
+          );
         }
         const to = this.replyAddress(f.sender, rinfo);
-        this.sendFrame(encodePing(FrameType.Pong, this.member, f.epoch, f.timestamp), to.port, to.address, f.sender);
+        this.sendFrame(
+          encodePing(FrameType.Pong, this.member, f.epoch, f.timestamp),
+          to.port,
+          to.address,
+          f.sender,
+        );
         break;
       }
       case FrameType.Pong: {
@@ -551,7 +577,12 @@ export class Replicator {
     const st = s.ackState(protocolParams.maxAckRanges);
     const to = this.replyAddress(s.origin, rinfo);
     const delayUs = Math.max(0, (performance.now() - s.lastActivity) * 1000);
-    this.sendFrame(encodeAck(this.member, s.epoch, st.base, st.largest, delayUs, st.ranges), to.port, to.address, s.origin);
+    this.sendFrame(
+      encodeAck(this.member, s.epoch, st.base, st.largest, delayUs, st.ranges),
+      to.port,
+      to.address,
+      s.origin,
+    );
     s.unacked = 0;
     s.ackUrgent = false;
     this.ackDirty.delete(entry);
@@ -565,11 +596,14 @@ export class Replicator {
     return { address: '127.0.0.1', port: 0 };
   }
 
-
-
   // ---------------------------------------------------------------- membership and config
 
-  private peerFromConfig(p: { cluster: string; instance?: string; address: string; port: number }): PeerEndpoint {
+  private peerFromConfig(p: {
+    cluster: string;
+    instance?: string;
+    address: string;
+    port: number;
+  }): PeerEndpoint {
     const instance = p.instance ?? p.cluster;
     return { id: `${p.cluster}/${instance}`, cluster: p.cluster, address: p.address, port: p.port };
   }
@@ -578,7 +612,12 @@ export class Replicator {
     const r = this.cfg.replication;
     return new PeerLink(
       peer,
-      { sender: this.member, epoch: this.coordinator?.epoch || this.epoch, maxBytes: r.retransmitBufferBytes, maxFrameBytes: r.maxFrameBytes },
+      {
+        sender: this.member,
+        epoch: this.coordinator?.epoch || this.epoch,
+        maxBytes: r.retransmitBufferBytes,
+        maxFrameBytes: r.maxFrameBytes,
+      },
       { send: (frame, port, address) => this.sendFrame(frame, port, address, peer.id) },
       performance.now(),
     );
@@ -639,18 +678,33 @@ export class Replicator {
   private applyDynamicConfig(doc: Record<string, unknown>): void {
     let next: ReplicatorConfig;
     try {
-      next = validateConfig(deepMerge(structuredClone(this.baseCfg) as unknown as Record<string, unknown>, doc), 'etcd dynamic config');
+      next = validateConfig(
+        deepMerge(structuredClone(this.baseCfg) as unknown as Record<string, unknown>, doc),
+        'etcd dynamic config',
+      );
     } catch (err) {
       this.log.error({ err: (err as Error).message }, 'refusing dynamic config; keeping the current one');
       return;
     }
     const prev = this.cfg;
-    this.cfg = { ...next, cluster: prev.cluster, instance: prev.instance, mesh: prev.mesh, etcd: prev.etcd, metrics: prev.metrics, replication: { ...next.replication, address: prev.replication.address, port: prev.replication.port } };
+    this.cfg = {
+      ...next,
+      cluster: prev.cluster,
+      instance: prev.instance,
+      mesh: prev.mesh,
+      etcd: prev.etcd,
+      metrics: prev.metrics,
+      replication: { ...next.replication, address: prev.replication.address, port: prev.replication.port },
+    };
     this.table.maxSessions = this.cfg.ingress.maxSessions;
     this.admission = new Admission(this.cfg.ingress.allowCidrs, this.cfg.ingress.denyCidrs);
     this.table.idleMs = this.cfg.ingress.sessionIdleTimeoutMs;
     if (JSON.stringify(prev.delivery) !== JSON.stringify(this.cfg.delivery)) {
-      void this.pool.configure(this.cfg.delivery.backends, this.cfg.delivery.dns, this.cfg.delivery.dnsRefreshMs);
+      void this.pool.configure(
+        this.cfg.delivery.backends,
+        this.cfg.delivery.dns,
+        this.cfg.delivery.dnsRefreshMs,
+      );
     }
     for (const p of this.cfg.replication.peers) this.upsertLink(this.peerFromConfig(p), true);
     this.rebuildTargets();
@@ -661,7 +715,10 @@ export class Replicator {
   private reloadKeys(): void {
     try {
       const next = loadKeyRing(this.cfg.replication.auth);
-      if (next.accepted.map((k) => k.key.toString('hex')).join() !== this.keyRing.accepted.map((k) => k.key.toString('hex')).join()) {
+      if (
+        next.accepted.map((k) => k.key.toString('hex')).join() !==
+        this.keyRing.accepted.map((k) => k.key.toString('hex')).join()
+      ) {
         this.keyRing = next;
         // Keep signing for each peer with its key if we still accept it; otherwise the current key.
         for (const [member, k] of this.peerKeys) {
@@ -706,7 +763,11 @@ export class Replicator {
     const idle = this.cfg.ingress.sessionIdleTimeoutMs;
     for (const [k, e] of this.inbound) {
       e.stream.sweepSessions(now, idle);
-      if (now - e.stream.lastActivity > Math.max(idle, protocolParams.peerRetentionMs) && e.stream.pendingCount === 0) this.retireInbound(k, e, now);
+      if (
+        now - e.stream.lastActivity > Math.max(idle, protocolParams.peerRetentionMs) &&
+        e.stream.pendingCount === 0
+      )
+        this.retireInbound(k, e, now);
     }
     for (const [id, e] of this.links) {
       if (e.departedAt !== undefined && now - e.departedAt > protocolParams.peerRetentionMs) {
@@ -790,7 +851,9 @@ export class Replicator {
    * Graceful drain: stop taking new sessions (readiness fails so load balancers move away), keep serving
    * existing ones, and retransmit until every live peer acknowledged everything or the deadline passes.
    */
-  async drain(deadlineMs = this.cfg.drain.deadlineMs): Promise<{ complete: boolean; unacknowledged: number }> {
+  async drain(
+    deadlineMs = this.cfg.drain.deadlineMs,
+  ): Promise<{ complete: boolean; unacknowledged: number }> {
     this.draining = true;
     const until = performance.now() + deadlineMs;
     this.log.info({ deadlineMs }, 'draining');

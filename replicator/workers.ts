@@ -67,12 +67,22 @@ export async function runPrimary(cfg: ReplicatorConfig, log: Logger): Promise<vo
   });
   app.get('/healthz', async () => ({ status: 'ok', workers: workers.size }));
   const allReady = () => [...workers.values()].every((w) => w.status?.ready && !w.worker.isDead());
-  app.get('/readyz', async (_req, reply) => reply.code(allReady() ? 200 : 503).send({ ready: allReady(), workers: workers.size }));
+  app.get('/readyz', async (_req, reply) =>
+    reply.code(allReady() ? 200 : 503).send({ ready: allReady(), workers: workers.size }),
+  );
   app.get('/status', async () => ({
-    workers: [...workers.entries()].map(([i, w]) => ({ index: i, pid: w.worker.process.pid, restarts: w.restarts, ...w.status })),
+    workers: [...workers.entries()].map(([i, w]) => ({
+      index: i,
+      pid: w.worker.process.pid,
+      restarts: w.restarts,
+      ...w.status,
+    })),
   }));
   await app.listen({ host: cfg.metrics.address, port: cfg.metrics.port });
-  log.info({ workers: cfg.workers, metrics: `${cfg.metrics.address}:${cfg.metrics.port}` }, 'primary started');
+  log.info(
+    { workers: cfg.workers, metrics: `${cfg.metrics.address}:${cfg.metrics.port}` },
+    'primary started',
+  );
 
   const shutdown = (signal: NodeJS.Signals): void => {
     if (stopping) return;

@@ -27,13 +27,20 @@ export function envKeyToPath(name: string): string[] {
 
 /** The part of a zod schema's definition used to type env values (zod 4 keeps it on `def`). */
 interface SchemaNode {
-  def: { type: string; innerType?: SchemaNode; in?: SchemaNode; shape?: Record<string, SchemaNode>; element?: SchemaNode };
+  def: {
+    type: string;
+    innerType?: SchemaNode;
+    in?: SchemaNode;
+    shape?: Record<string, SchemaNode>;
+    element?: SchemaNode;
+  };
 }
 
 function unwrapSchema(node: SchemaNode | undefined): SchemaNode | undefined {
   while (node) {
     const { type, innerType } = node.def;
-    if (innerType && ['optional', 'default', 'prefault', 'nullable', 'readonly', 'catch'].includes(type)) node = innerType;
+    if (innerType && ['optional', 'default', 'prefault', 'nullable', 'readonly', 'catch'].includes(type))
+      node = innerType;
     else if (type === 'pipe' && node.def.in) node = node.def.in;
     else break;
   }
@@ -51,7 +58,8 @@ function schemaAt(path: readonly string[]): SchemaNode | undefined {
   return node;
 }
 
-const isStringSchema = (node: SchemaNode | undefined): boolean => node?.def.type === 'string' || node?.def.type === 'enum';
+const isStringSchema = (node: SchemaNode | undefined): boolean =>
+  node?.def.type === 'string' || node?.def.type === 'enum';
 
 function parseScalar(raw: string): unknown {
   try {
@@ -70,21 +78,36 @@ function parseEnvValue(raw: string, current: unknown, expected: SchemaNode | und
   if (isStringSchema(expected)) return raw;
   if (expected?.def.type === 'array' && !raw.trimStart().startsWith('[')) {
     const stringItems = isStringSchema(unwrapSchema(expected.def.element));
-    const items = raw.split(',').map((s) => s.trim()).filter(Boolean);
+    const items = raw
+      .split(',')
+      .map((s) => s.trim())
+      .filter(Boolean);
     return stringItems ? items : items.map(parseScalar);
   }
   try {
     return JSON.parse(raw);
   } catch {
-    if (Array.isArray(current) || raw.includes(',')) return raw.split(',').map((s) => s.trim()).filter(Boolean);
+    if (Array.isArray(current) || raw.includes(','))
+      return raw
+        .split(',')
+        .map((s) => s.trim())
+        .filter(Boolean);
     return raw;
   }
 }
 
 // Env variables that are not config keys (secrets and the like are read where they are used).
-const ENV_NOT_CONFIG = new Set(['UDPMESH_CLUSTER_KEY', 'UDPMESH_CLUSTER_KEY_PREVIOUS', 'UDPMESH_CONFIG', 'UDPMESH_WORKER_INDEX']);
+const ENV_NOT_CONFIG = new Set([
+  'UDPMESH_CLUSTER_KEY',
+  'UDPMESH_CLUSTER_KEY_PREVIOUS',
+  'UDPMESH_CONFIG',
+  'UDPMESH_WORKER_INDEX',
+]);
 
-export function applyEnvOverrides(base: Record<string, unknown>, env: NodeJS.ProcessEnv): Record<string, unknown> {
+export function applyEnvOverrides(
+  base: Record<string, unknown>,
+  env: NodeJS.ProcessEnv,
+): Record<string, unknown> {
   const out = structuredClone(base);
   for (const [name, value] of Object.entries(env)) {
     if (!name.startsWith(ENV_PREFIX) || value === undefined || ENV_NOT_CONFIG.has(name)) continue;
@@ -126,10 +149,13 @@ export function parseConfigText(text: string, source: string): Record<string, un
   try {
     doc = source.endsWith('.json') ? JSON.parse(text) : parseYaml(text);
   } catch (err) {
-    throw new ConfigError(source, [`the file is not valid ${source.endsWith('.json') ? 'JSON' : 'YAML'}: ${(err as Error).message}`]);
+    throw new ConfigError(source, [
+      `the file is not valid ${source.endsWith('.json') ? 'JSON' : 'YAML'}: ${(err as Error).message}`,
+    ]);
   }
   if (doc === null || doc === undefined) return {};
-  if (typeof doc !== 'object' || Array.isArray(doc)) throw new ConfigError(source, ['(root): expected a mapping of keys such as cluster, ingress, delivery']);
+  if (typeof doc !== 'object' || Array.isArray(doc))
+    throw new ConfigError(source, ['(root): expected a mapping of keys such as cluster, ingress, delivery']);
   return doc as Record<string, unknown>;
 }
 
@@ -141,7 +167,9 @@ export function loadConfig(file: string | undefined, env: NodeJS.ProcessEnv = pr
     try {
       text = readFileSync(file, 'utf8');
     } catch (err) {
-      throw new ConfigError(file, [`cannot read the config file: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`]);
+      throw new ConfigError(file, [
+        `cannot read the config file: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`,
+      ]);
     }
     base = parseConfigText(text, file);
   }

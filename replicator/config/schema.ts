@@ -6,7 +6,10 @@ import { z } from 'zod';
 const port = z.number().int().min(1).max(65535);
 const hostPort = z
   .string()
-  .regex(/^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9._-]+):\d{1,5}$/, 'expected host:port, e.g. 10.0.0.5:5353 or [::1]:5353')
+  .regex(
+    /^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9._-]+):\d{1,5}$/,
+    'expected host:port, e.g. 10.0.0.5:5353 or [::1]:5353',
+  )
   .refine((v) => {
     // Five digits also match 0 and 65536-99999: the backend pool would refuse them at runtime.
     const m = /:(\d{1,5})$/.exec(v);

@@ -74,7 +74,10 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
         break;
       } catch (err) {
         this.setUp(false);
-        this.log.warn({ err: (err as Error).message, retryInMs: delay }, 'etcd: cannot allocate an epoch yet');
+        this.log.warn(
+          { err: (err as Error).message, retryInMs: delay },
+          'etcd: cannot allocate an epoch yet',
+        );
         await sleep(delay);
         delay = Math.min(RETRY_MAX_MS, delay * 2);
       }
@@ -255,7 +258,12 @@ export function deepMerge(a: Record<string, unknown>, b: Record<string, unknown>
   for (const [k, v] of Object.entries(b)) {
     const prev = out[k];
     out[k] =
-      v && typeof v === 'object' && !Array.isArray(v) && prev && typeof prev === 'object' && !Array.isArray(prev)
+      v &&
+      typeof v === 'object' &&
+      !Array.isArray(v) &&
+      prev &&
+      typeof prev === 'object' &&
+      !Array.isArray(prev)
         ? deepMerge(prev as Record<string, unknown>, v as Record<string, unknown>)
         : v;
   }
@@ -265,5 +273,8 @@ export function deepMerge(a: Record<string, unknown>, b: Record<string, unknown>
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
-  return Promise.race([p, new Promise<T>((_, rej) => setTimeout(() => rej(new Error('timeout')), ms).unref())]);
+  return Promise.race([
+    p,
+    new Promise<T>((_, rej) => setTimeout(() => rej(new Error('timeout')), ms).unref()),
+  ]);
 }

@@ -3,8 +3,10 @@
 export const keys = {
   root: (mesh: string) => `/udpmesh/${mesh}/`,
   membersPrefix: (mesh: string) => `/udpmesh/${mesh}/members/`,
-  member: (mesh: string, cluster: string, instance: string) => `/udpmesh/${mesh}/members/${cluster}/${instance}`,
-  epoch: (mesh: string, cluster: string, instance: string) => `/udpmesh/${mesh}/epochs/${cluster}/${instance}`,
+  member: (mesh: string, cluster: string, instance: string) =>
+    `/udpmesh/${mesh}/members/${cluster}/${instance}`,
+  epoch: (mesh: string, cluster: string, instance: string) =>
+    `/udpmesh/${mesh}/epochs/${cluster}/${instance}`,
   /** Global dynamic config; `${configPrefix}/<cluster>` overrides it for one cluster. */
   config: (mesh: string) => `/udpmesh/${mesh}/config`,
   clusterConfig: (mesh: string, cluster: string) => `/udpmesh/${mesh}/config/${cluster}`,

@@ -74,7 +74,9 @@ export class BackendPool {
   }
 
   set(backends: Backend[]): void {
-    const uniq = [...new Map(backends.map((b) => [key(b), b])).values()].sort((a, b) => key(a).localeCompare(key(b)));
+    const uniq = [...new Map(backends.map((b) => [key(b), b])).values()].sort((a, b) =>
+      key(a).localeCompare(key(b)),
+    );
     const same = uniq.length === this.ring.size && uniq.every((b, i) => key(b) === key(this.ring.members[i]));
     if (same) return;
     this.ring = new HashRing(uniq, key);

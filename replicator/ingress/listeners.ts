@@ -12,8 +12,16 @@ export function familyOf(address: string): 'udp4' | 'udp6' {
   return isIP(address) === 6 ? 'udp6' : 'udp4';
 }
 
-export async function bindUdp(address: string, port: number, opts: { ipv6Only?: boolean; reusePort?: boolean } = {}): Promise<Socket> {
-  const socket = createSocket({ type: familyOf(address), ipv6Only: opts.ipv6Only, reusePort: opts.reusePort });
+export async function bindUdp(
+  address: string,
+  port: number,
+  opts: { ipv6Only?: boolean; reusePort?: boolean } = {},
+): Promise<Socket> {
+  const socket = createSocket({
+    type: familyOf(address),
+    ipv6Only: opts.ipv6Only,
+    reusePort: opts.reusePort,
+  });
   await new Promise<void>((resolve, reject) => {
     socket.once('error', reject);
     socket.bind(port, address, () => {
@@ -31,14 +39,21 @@ export async function bindUdp(address: string, port: number, opts: { ipv6Only?: 
   return socket;
 }
 
-export async function bindListeners(addresses: readonly string[], ports: readonly number[], reusePort = false): Promise<Listener[]> {
+export async function bindListeners(
+  addresses: readonly string[],
+  ports: readonly number[],
+  reusePort = false,
+): Promise<Listener[]> {
   const out: Listener[] = [];
   const hasV4 = addresses.some((a) => familyOf(a) === 'udp4');
   try {
     for (const address of addresses) {
       for (const port of ports) {
         // With both 0.0.0.0 and :: configured, the IPv6 socket must not also claim IPv4.
-        const socket = await bindUdp(address, port, { ipv6Only: familyOf(address) === 'udp6' && hasV4, reusePort });
+        const socket = await bindUdp(address, port, {
+          ipv6Only: familyOf(address) === 'udp6' && hasV4,
+          reusePort,
+        });
         out.push({ socket, address, port: socket.address().port });
       }
     }

@@ -11,7 +11,12 @@ export function createMetricsRegistry(snapshot: () => ReplicatorSnapshot): clien
   const get = (): ReplicatorSnapshot => (snap ??= snapshot());
   const reg = { registers: [registry] };
 
-  const counter = (name: string, help: string, labelNames: string[], fill: (m: client.Counter, s: ReplicatorSnapshot) => void) =>
+  const counter = (
+    name: string,
+    help: string,
+    labelNames: string[],
+    fill: (m: client.Counter, s: ReplicatorSnapshot) => void,
+  ) =>
     new client.Counter({
       name,
       help,
@@ -56,29 +61,53 @@ export function createMetricsRegistry(snapshot: () => ReplicatorSnapshot): clien
       this.set({ cluster: s.cluster, member: s.member, epoch: String(s.epoch) }, 1);
     },
   });
-  counter('udpmesh_ingress_datagrams_total', 'Datagrams accepted from clients at this ingress.', [], (m, s) => m.inc(s.ingressDatagrams));
-  counter('udpmesh_ingress_bytes_total', 'Payload bytes accepted from clients.', [], (m, s) => m.inc(s.ingressBytes));
-  counter('udpmesh_replies_relayed_total', 'Backend replies sent back to clients.', [], (m, s) => m.inc(s.repliesRelayed));
+  counter('udpmesh_ingress_datagrams_total', 'Datagrams accepted from clients at this ingress.', [], (m, s) =>
+    m.inc(s.ingressDatagrams),
+  );
+  counter('udpmesh_ingress_bytes_total', 'Payload bytes accepted from clients.', [], (m, s) =>
+    m.inc(s.ingressBytes),
+  );
+  counter('udpmesh_replies_relayed_total', 'Backend replies sent back to clients.', [], (m, s) =>
+    m.inc(s.repliesRelayed),
+  );
   counter(
     'udpmesh_remote_replies_discarded_total',
     'Replies from local backends to datagrams that entered in another cluster (the client talks to that ingress).',
     [],
     (m, s) => m.inc(s.remoteRepliesDiscarded),
   );
-  counter('udpmesh_delivered_datagrams_total', 'Datagrams delivered to local backends, by origin cluster.', ['origin'], (m, s) => {
-    for (const [origin, n] of Object.entries(s.delivered)) m.inc({ origin }, n);
-  });
-  counter('udpmesh_replicated_datagrams_total', 'Datagrams sent to a peer for the first time.', ['peer'], (m, s) => {
-    for (const p of s.peers) m.inc({ peer: p.id }, p.replicated);
-  });
+  counter(
+    'udpmesh_delivered_datagrams_total',
+    'Datagrams delivered to local backends, by origin cluster.',
+    ['origin'],
+    (m, s) => {
+      for (const [origin, n] of Object.entries(s.delivered)) m.inc({ origin }, n);
+    },
+  );
+  counter(
+    'udpmesh_replicated_datagrams_total',
+    'Datagrams sent to a peer for the first time.',
+    ['peer'],
+    (m, s) => {
+      for (const p of s.peers) m.inc({ peer: p.id }, p.replicated);
+    },
+  );
   counter('udpmesh_retransmits_total', 'Datagrams sent to a peer again.', ['peer'], (m, s) => {
     for (const p of s.peers) m.inc({ peer: p.id }, p.retransmits);
   });
-  counter('udpmesh_spurious_retransmits_total', 'Retransmissions whose original arrived after all (reordering).', ['peer'], (m, s) => {
-    for (const p of s.peers) m.inc({ peer: p.id }, p.spuriousRetransmits);
-  });
-  counter('udpmesh_duplicates_dropped_total', 'Replicated datagrams received more than once and dropped.', [], (m, s) =>
-    m.inc(s.duplicatesDropped),
+  counter(
+    'udpmesh_spurious_retransmits_total',
+    'Retransmissions whose original arrived after all (reordering).',
+    ['peer'],
+    (m, s) => {
+      for (const p of s.peers) m.inc({ peer: p.id }, p.spuriousRetransmits);
+    },
+  );
+  counter(
+    'udpmesh_duplicates_dropped_total',
+    'Replicated datagrams received more than once and dropped.',
+    [],
+    (m, s) => m.inc(s.duplicatesDropped),
   );
   counter('udpmesh_dropped_datagrams_total', 'Datagrams dropped, by reason.', ['reason'], (m, s) => {
     for (const [reason, n] of Object.entries(s.dropped)) m.inc({ reason }, n);
@@ -86,22 +115,44 @@ export function createMetricsRegistry(snapshot: () => ReplicatorSnapshot): clien
   counter('udpmesh_sessions_evicted_total', 'Client sessions removed, by reason.', ['reason'], (m, s) => {
     for (const [reason, n] of Object.entries(s.sessionsEvicted)) m.inc({ reason }, n);
   });
-  counter('udpmesh_etcd_requests_total', 'Requests this replicator made to etcd.', [], (m, s) => m.inc(s.etcdRequests));
-  gauge('udpmesh_replication_lag_datagrams', 'Datagrams accepted for a peer and not yet acknowledged.', ['peer'], (m, s) => {
-    for (const p of s.peers) m.set({ peer: p.id }, p.lagDatagrams);
-  });
+  counter('udpmesh_etcd_requests_total', 'Requests this replicator made to etcd.', [], (m, s) =>
+    m.inc(s.etcdRequests),
+  );
+  gauge(
+    'udpmesh_replication_lag_datagrams',
+    'Datagrams accepted for a peer and not yet acknowledged.',
+    ['peer'],
+    (m, s) => {
+      for (const p of s.peers) m.set({ peer: p.id }, p.lagDatagrams);
+    },
+  );
   gauge('udpmesh_replication_backlog_bytes', 'Bytes held for retransmission to a peer.', ['peer'], (m, s) => {
     for (const p of s.peers) m.set({ peer: p.id }, p.backlogBytes);
   });
   gauge('udpmesh_replication_rtt_seconds', 'Smoothed round-trip time to a peer.', ['peer'], (m, s) => {
     for (const p of s.peers) m.set({ peer: p.id }, p.rttSeconds);
   });
-  gauge('udpmesh_peer_up', '1 while a peer answers, 0 once it is marked down.', ['peer', 'cluster'], (m, s) => {
-    for (const p of s.peers) m.set({ peer: p.id, cluster: p.cluster }, p.up ? 1 : 0);
-  });
-  gauge('udpmesh_sessions_active', 'Client sessions in the ingress table.', [], (m, s) => m.set(s.sessionsActive));
-  gauge('udpmesh_reorder_buffered_datagrams', 'Datagrams held waiting for a gap to fill.', [], (m, s) => m.set(s.reorderBuffered));
-  gauge('udpmesh_etcd_up', '1 while the etcd lease is alive and membership is current.', [], (m, s) => m.set(s.etcdUp ? 1 : 0), 'min');
+  gauge(
+    'udpmesh_peer_up',
+    '1 while a peer answers, 0 once it is marked down.',
+    ['peer', 'cluster'],
+    (m, s) => {
+      for (const p of s.peers) m.set({ peer: p.id, cluster: p.cluster }, p.up ? 1 : 0);
+    },
+  );
+  gauge('udpmesh_sessions_active', 'Client sessions in the ingress table.', [], (m, s) =>
+    m.set(s.sessionsActive),
+  );
+  gauge('udpmesh_reorder_buffered_datagrams', 'Datagrams held waiting for a gap to fill.', [], (m, s) =>
+    m.set(s.reorderBuffered),
+  );
+  gauge(
+    'udpmesh_etcd_up',
+    '1 while the etcd lease is alive and membership is current.',
+    [],
+    (m, s) => m.set(s.etcdUp ? 1 : 0),
+    'min',
+  );
   gauge('udpmesh_ready', '1 while ready to accept traffic.', [], (m, s) => m.set(s.ready ? 1 : 0), 'min');
   gauge('udpmesh_epoch', 'Epoch of this replicator incarnation.', [], (m, s) => m.set(s.epoch), 'max');
   return registry;

@@ -84,7 +84,8 @@ function writeHeader(buf: Buffer, type: FrameTypeCode, sender: string, epoch: nu
 
 function checkSender(sender: string): void {
   const n = Buffer.byteLength(sender);
-  if (n === 0 || n > MAX_SENDER_BYTES) throw new RangeError(`sender name must be 1-${MAX_SENDER_BYTES} bytes`);
+  if (n === 0 || n > MAX_SENDER_BYTES)
+    throw new RangeError(`sender name must be 1-${MAX_SENDER_BYTES} bytes`);
 }
 
 /** Bytes a DATA frame header takes before its records. */
@@ -200,7 +201,8 @@ export function decodeFrame(buf: Buffer): DecodeResult {
       const ackDelayUs = buf.readUInt32BE(o + 12);
       const n = buf.readUInt8(o + 16);
       o += 17;
-      if (buf.length !== o + n * 12) return { ok: false, reason: buf.length < o + n * 12 ? 'truncated' : 'trailing_bytes' };
+      if (buf.length !== o + n * 12)
+        return { ok: false, reason: buf.length < o + n * 12 ? 'truncated' : 'trailing_bytes' };
       const ranges: Array<[number, number]> = new Array(n);
       let prevEnd = base; // base itself is missing by definition, so ranges start above it
       for (let i = 0; i < n; i++) {
@@ -216,7 +218,8 @@ export function decodeFrame(buf: Buffer): DecodeResult {
     }
     case FrameType.Ping:
     case FrameType.Pong: {
-      if (buf.length !== o + 8) return { ok: false, reason: buf.length < o + 8 ? 'truncated' : 'trailing_bytes' };
+      if (buf.length !== o + 8)
+        return { ok: false, reason: buf.length < o + 8 ? 'truncated' : 'trailing_bytes' };
       const timestamp = buf.readDoubleBE(o);
       if (!Number.isFinite(timestamp)) return { ok: false, reason: 'bad_length' };
       return { ok: true, frame: { type, sender, epoch, timestamp } };

@@ -55,13 +55,15 @@ export function signFrame(frame: Buffer, ring: KeyRing, key?: FrameKey): Buffer 
 }
 
 /** On success, `key` is the accepted key that verified the frame (undefined for an unsigned frame). */
-export type VerifyResult = { ok: true; frame: Buffer; key?: FrameKey } | { ok: false; reason: 'unauthenticated' | 'bad_mac' };
+export type VerifyResult =
+  { ok: true; frame: Buffer; key?: FrameKey } | { ok: false; reason: 'unauthenticated' | 'bad_mac' };
 
 /** Verifies and strips the trailer; the returned frame is a view of `buf` without it. */
 export function verifyFrame(buf: Buffer, ring: KeyRing): VerifyResult {
   if (buf.length <= FLAGS_OFFSET) return { ok: true, frame: buf }; // too short to matter: the decoder rejects it
   const signed = (buf[FLAGS_OFFSET] & AUTH_FLAG) !== 0;
-  if (!signed) return ring.allowUnsigned ? { ok: true, frame: buf } : { ok: false, reason: 'unauthenticated' };
+  if (!signed)
+    return ring.allowUnsigned ? { ok: true, frame: buf } : { ok: false, reason: 'unauthenticated' };
   if (buf.length < FLAGS_OFFSET + 1 + TRAILER_BYTES) return { ok: false, reason: 'bad_mac' };
   const body = buf.length - MAC_BYTES;
   const keyId = buf[body - 1];
@@ -69,7 +71,8 @@ export function verifyFrame(buf: Buffer, ring: KeyRing): VerifyResult {
   const got = buf.subarray(body);
   for (const k of ring.accepted) {
     if (k.id !== keyId) continue;
-    if (timingSafeEqual(mac(k.key, buf.subarray(0, body)), got)) return { ok: true, frame: buf.subarray(0, body - 1), key: k };
+    if (timingSafeEqual(mac(k.key, buf.subarray(0, body)), got))
+      return { ok: true, frame: buf.subarray(0, body - 1), key: k };
   }
   return { ok: false, reason: 'bad_mac' };
 }

@@ -22,7 +22,8 @@ export class ReceiveWindow {
     readonly size: number,
     start = 0,
   ) {
-    if (size < 32 || (size & (size - 1)) !== 0) throw new RangeError('window size must be a power of two >= 32');
+    if (size < 32 || (size & (size - 1)) !== 0)
+      throw new RangeError('window size must be a power of two >= 32');
     this.bits = new Uint32Array(size >>> 5);
     this.mask = size - 1;
     this.base = start;

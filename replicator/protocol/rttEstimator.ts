@@ -10,7 +10,10 @@ export class RttEstimator {
   samples = 0;
 
   constructor(
-    private readonly params: Pick<typeof protocolParams, 'initialRttMs' | 'minRtoMs' | 'maxRtoMs' | 'tickMs'> = protocolParams,
+    private readonly params: Pick<
+      typeof protocolParams,
+      'initialRttMs' | 'minRtoMs' | 'maxRtoMs' | 'tickMs'
+    > = protocolParams,
   ) {
     this.srttMs = params.initialRttMs;
     this.rttVarMs = params.initialRttMs / 2;

@@ -8,7 +8,14 @@
 // A silent peer is marked down: nothing is sent but pings, the backlog is kept up to its bound (overflow
 // counted), and on return everything unacknowledged is resent.
 // No sockets here: `io.send` is injected, time is passed in.
-import { FrameType, dataHeaderBytes, encodeData, encodePing, RECORD_HEADER_BYTES, type AckFrame } from '../protocol/frame.ts';
+import {
+  FrameType,
+  dataHeaderBytes,
+  encodeData,
+  encodePing,
+  RECORD_HEADER_BYTES,
+  type AckFrame,
+} from '../protocol/frame.ts';
 import { protocolParams, type ProtocolParams } from '../protocol/params.ts';
 import { RttEstimator } from '../protocol/rttEstimator.ts';
 
@@ -60,7 +67,13 @@ export class PeerLink {
   sendPos = 0;
   bytes = 0;
   readonly rtt: RttEstimator;
-  readonly counters: PeerLinkCounters = { replicated: 0, retransmits: 0, backlogDropped: 0, framesSent: 0, acksReceived: 0 };
+  readonly counters: PeerLinkCounters = {
+    replicated: 0,
+    retransmits: 0,
+    backlogDropped: 0,
+    framesSent: 0,
+    acksReceived: 0,
+  };
   lastHeardAt: number;
   private lastPingAt = 0;
   /** Timestamps of recent PINGs: a PONG must echo one of them (a replayed or forged PONG is ignored). */
@@ -141,8 +154,13 @@ export class PeerLink {
   /** Sends never-sent positions that fit in the peer's window. */
   flush(now: number): void {
     if (this.state !== 'up') return;
-    let limit = Math.min(this.next, this.low + this.params.windowDatagrams, this.sendPos + this.params.maxSendPerTick);
-    if (this.sendPos < this.resyncEnd) limit = Math.min(limit, this.sendPos + this.refillResend(now), this.resyncEnd);
+    let limit = Math.min(
+      this.next,
+      this.low + this.params.windowDatagrams,
+      this.sendPos + this.params.maxSendPerTick,
+    );
+    if (this.sendPos < this.resyncEnd)
+      limit = Math.min(limit, this.sendPos + this.refillResend(now), this.resyncEnd);
     if (this.sendPos >= limit) return;
     const batch: OutRecord[] = [];
     let size = 0;
@@ -198,7 +216,13 @@ export class PeerLink {
     const tooSoon = this.rtt.minRttMs === Infinity ? 0 : this.rtt.minRttMs / 2;
     while (this.low < base) {
       const i = this.low & mask;
-      if (!this.sacked[i] && this.payloads[i] !== undefined && this.sends[i] > 1 && now - this.sentAt[i] < tooSoon) spurious++;
+      if (
+        !this.sacked[i] &&
+        this.payloads[i] !== undefined &&
+        this.sends[i] > 1 &&
+        now - this.sentAt[i] < tooSoon
+      )
+        spurious++;
       if (!this.sacked[i] && this.payloads[i] !== undefined && this.sends[i] === 1) {
         if (this.sentAt[i] > refSent) refSent = this.sentAt[i];
         if (this.sentFrame[i] > refFrame) refFrame = this.sentFrame[i];
@@ -227,7 +251,10 @@ export class PeerLink {
     if (spurious > 0) {
       this.spuriousRetransmits += spurious;
       this.reorderFrames = Math.min(this.params.maxReorderFrames, this.reorderFrames * 2);
-      this.reorderExtraMs = Math.min(4 * this.rtt.srttMs, this.reorderExtraMs + Math.max(this.params.tickMs, this.rtt.srttMs / 4));
+      this.reorderExtraMs = Math.min(
+        4 * this.rtt.srttMs,
+        this.reorderExtraMs + Math.max(this.params.tickMs, this.rtt.srttMs / 4),
+      );
     } else if (progressed) {
       // Narrow back by ~1% per ACK: reordering that stopped stops costing latency.
       this.reorderFrames = Math.max(this.params.packetThreshold, this.reorderFrames * 0.99);
@@ -247,7 +274,8 @@ export class PeerLink {
     const refFrame = this.lossRefFrame;
     let budget = this.refillResend(now);
     const lossDelay =
-      Math.max(this.params.tickMs, (9 / 8) * Math.max(this.rtt.srttMs, this.rtt.latestMs)) + this.reorderExtraMs;
+      Math.max(this.params.tickMs, (9 / 8) * Math.max(this.rtt.srttMs, this.rtt.latestMs)) +
+      this.reorderExtraMs;
     // Counted in frames, not positions: one frame overtaking another must not make its many records "lost".
     const frameLimit = refFrame - Math.round(this.reorderFrames);
     const lost: OutRecord[] = [];
@@ -270,7 +298,10 @@ export class PeerLink {
 
   private refillResend(now: number): number {
     const p = this.params;
-    this.resendTokens = Math.min(p.resendBurst, this.resendTokens + ((now - this.resendRefillAt) * p.resendDatagramsPerSecond) / 1000);
+    this.resendTokens = Math.min(
+      p.resendBurst,
+      this.resendTokens + ((now - this.resendRefillAt) * p.resendDatagramsPerSecond) / 1000,
+    );
     this.resendRefillAt = now;
     return Math.max(0, Math.floor(this.resendTokens));
   }
@@ -290,7 +321,11 @@ export class PeerLink {
       this.lastPingAt = now;
       this.outstandingPings.push(now);
       if (this.outstandingPings.length > 8) this.outstandingPings.shift();
-      this.io.send(encodePing(FrameType.Ping, this.opts.sender, this.opts.epoch, now), this.peer.port, this.peer.address);
+      this.io.send(
+        encodePing(FrameType.Ping, this.opts.sender, this.opts.epoch, now),
+        this.peer.port,
+        this.peer.address,
+      );
     }
     if (this.state !== 'up') return;
     if (this.lossPending) this.detectLosses(now);
@@ -393,7 +428,11 @@ export class PeerLink {
     this.counters.framesSent++;
     const frame = this.frameNo++;
     for (const r of records) this.sentFrame[r.streamSeq & (this.cap - 1)] = frame;
-    this.io.send(encodeData(this.opts.sender, this.opts.epoch, this.low, records), this.peer.port, this.peer.address);
+    this.io.send(
+      encodeData(this.opts.sender, this.opts.epoch, this.low, records),
+      this.peer.port,
+      this.peer.address,
+    );
   }
 
   private release(): void {

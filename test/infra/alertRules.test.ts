@@ -188,7 +188,8 @@ describe('alert rules (promtool)', function () {
         { series: `etcd_server_has_leader{${E}}`, values: '1x30' },
         { series: 'udpmesh_ingress_datagrams_total{namespace="udpmesh",pod="a"}', values: '0+1000x30' },
         {
-          series: 'udpmesh_dropped_datagrams_total{namespace="udpmesh",pod="a",reason="peer_backlog_overflow"}',
+          series:
+            'udpmesh_dropped_datagrams_total{namespace="udpmesh",pod="a",reason="peer_backlog_overflow"}',
           values: '0+1x30',
         },
       ],

@@ -707,7 +707,12 @@ describe('PeerLink: restarted peers and paced resends', () => {
   });
 
   it('paces the backlog resent to a peer that came back', () => {
-    const p = params({ resendDatagramsPerSecond: 10_000, resendBurst: 100, peerDownAfterMs: 100, pingIntervalMs: 10 });
+    const p = params({
+      resendDatagramsPerSecond: 10_000,
+      resendBurst: 100,
+      peerDownAfterMs: 100,
+      pingIntervalMs: 10,
+    });
     const { l, sent, clock } = link({ params: p, maxBytes: 64 << 20 });
     for (let k = 0; k < 3000; k++) l.enqueue(1, k, Buffer.alloc(20));
     l.flush(clock.now);
@@ -719,7 +724,10 @@ describe('PeerLink: restarted peers and paced resends', () => {
     clock.now += 1;
     l.onPong(lastPing, clock.now); // back: 3000 unacknowledged positions to resend
     assert.equal(l.state, 'up');
-    assert.ok(positions(sent).length <= 100, `the first burst is bounded by resendBurst (${positions(sent).length})`);
+    assert.ok(
+      positions(sent).length <= 100,
+      `the first burst is bounded by resendBurst (${positions(sent).length})`,
+    );
     for (let t = 0; t < 100; t++) {
       clock.now += 1;
       l.tick(clock.now);
