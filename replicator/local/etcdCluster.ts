@@ -288,34 +288,16 @@ export async function startEtcdCluster(opts: EtcdClusterOptions = {}): Promise<E
       const clientUrl = `http://${host}:${ports[2 * i]}`;
       const peerUrl = peerUrls[i]!;
       const dataDir = join(dir, `${name}.data`);
-      const args = [
-        '--name',
+      const args = etcdMemberArgs({
         name,
-        '--data-dir',
         dataDir,
-        '--listen-client-urls',
         clientUrl,
-        '--advertise-client-urls',
-        clientUrl,
-        '--listen-peer-urls',
         peerUrl,
-        '--initial-advertise-peer-urls',
-        peerUrl,
-        '--initial-cluster',
         initialCluster,
-        '--initial-cluster-state',
-        'new',
-        '--initial-cluster-token',
         token,
-        '--heartbeat-interval',
-        String(opts.heartbeatIntervalMs ?? 50),
-        '--election-timeout',
-        String(opts.electionTimeoutMs ?? 500),
-        '--logger',
-        'zap',
-        '--log-outputs',
-        'stderr',
-      ];
+        heartbeatIntervalMs: opts.heartbeatIntervalMs,
+        electionTimeoutMs: opts.electionTimeoutMs,
+      });
       const m = new Member(
         name,
         clientUrl,
@@ -335,4 +317,45 @@ export async function startEtcdCluster(opts: EtcdClusterOptions = {}): Promise<E
     await cluster.stop();
     throw err;
   }
+}
+
+/** Command-line flags of one member of a new static etcd cluster (fast timers for loopback by default). */
+export function etcdMemberArgs(m: {
+  name: string;
+  dataDir: string;
+  clientUrl: string;
+  peerUrl: string;
+  initialCluster: string;
+  token: string;
+  heartbeatIntervalMs?: number;
+  electionTimeoutMs?: number;
+}): string[] {
+  return [
+    '--name',
+    m.name,
+    '--data-dir',
+    m.dataDir,
+    '--listen-client-urls',
+    m.clientUrl,
+    '--advertise-client-urls',
+    m.clientUrl,
+    '--listen-peer-urls',
+    m.peerUrl,
+    '--initial-advertise-peer-urls',
+    m.peerUrl,
+    '--initial-cluster',
+    m.initialCluster,
+    '--initial-cluster-state',
+    'new',
+    '--initial-cluster-token',
+    m.token,
+    '--heartbeat-interval',
+    String(m.heartbeatIntervalMs ?? 50),
+    '--election-timeout',
+    String(m.electionTimeoutMs ?? 500),
+    '--logger',
+    'zap',
+    '--log-outputs',
+    'stderr',
+  ];
 }

@@ -6,7 +6,7 @@ import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { ReplicatorConfigInput } from '../../replicator/config/schema.ts';
-import { findEtcdBinary } from '../../replicator/local/etcdCluster.ts';
+import { etcdMemberArgs, findEtcdBinary } from '../../replicator/local/etcdCluster.ts';
 import { formatSamples, parsePrometheusText, select, sumOf, type Sample } from '../harness/metrics.ts';
 import { waitFor } from '../harness/wait.ts';
 import type { Impairment } from '../harness/impairmentProxy.ts';
@@ -132,35 +132,15 @@ export class ChaosMesh {
         name: `etcd-${cloud}`,
         ns: h.ns,
         command: etcdBinary,
-        // etcd-server 3.4 as in replicator/local/etcdCluster.ts: fast timers, data kept across restarts.
-        args: [
-          '--name',
-          `etcd-${cloud}`,
-          '--data-dir',
-          join(this.dir, `etcd-${cloud}.data`),
-          '--listen-client-urls',
-          etcdUrl,
-          '--advertise-client-urls',
-          etcdUrl,
-          '--listen-peer-urls',
+        // etcd-server 3.4 as in local mode: fast timers, data kept across restarts.
+        args: etcdMemberArgs({
+          name: `etcd-${cloud}`,
+          dataDir: join(this.dir, `etcd-${cloud}.data`),
+          clientUrl: etcdUrl,
           peerUrl,
-          '--initial-advertise-peer-urls',
-          peerUrl,
-          '--initial-cluster',
           initialCluster,
-          '--initial-cluster-state',
-          'new',
-          '--initial-cluster-token',
           token,
-          '--heartbeat-interval',
-          '50',
-          '--election-timeout',
-          '500',
-          '--logger',
-          'zap',
-          '--log-outputs',
-          'stderr',
-        ],
+        }),
         logFile: join(this.dir, `etcd-${cloud}.log`),
         env: etcdEnv,
       });
