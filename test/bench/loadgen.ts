@@ -25,6 +25,7 @@ interface StepState {
   sockets: Socket[];
   rtt: Histogram;
   replies: number;
+  lastReplyNs: number;
 }
 
 const states = new Map<number, StepState>();
@@ -48,7 +49,7 @@ function template(step: number, bytes: number): Buffer {
 }
 
 async function run(spec: LoadStepSpec): Promise<LoadStepResult> {
-  const st: StepState = { sockets: [], rtt: new Histogram(), replies: 0 };
+  const st: StepState = { sockets: [], rtt: new Histogram(), replies: 0, lastReplyNs: 0 };
   states.set(spec.step, st);
   const onReply = (msg: Buffer): void => {
     if (
@@ -58,7 +59,9 @@ async function run(spec: LoadStepSpec): Promise<LoadStepResult> {
     )
       return;
     st.replies++;
-    st.rtt.record((monoNs() - msg.readDoubleLE(OFF_SENT_NS)) / 1000);
+    const now = monoNs();
+    st.lastReplyNs = now;
+    st.rtt.record((now - msg.readDoubleLE(OFF_SENT_NS)) / 1000);
   };
   for (let i = 0; i < spec.sessions; i++) {
     const s = createSocket({ type: 'udp4', recvBufferSize: 1 << 20, sendBufferSize: 1 << 20 });
@@ -119,10 +122,10 @@ async function run(spec: LoadStepSpec): Promise<LoadStepResult> {
 
 function collect(step: number): LoadCollectResult {
   const st = states.get(step);
-  if (!st) return { step, replies: 0, rtt: new Histogram().toData() };
+  if (!st) return { step, replies: 0, lastReplyNs: 0, rtt: new Histogram().toData() };
   for (const s of st.sockets) s.close();
   states.delete(step);
-  return { step, replies: st.replies, rtt: st.rtt.toData() };
+  return { step, replies: st.replies, lastReplyNs: st.lastReplyNs, rtt: st.rtt.toData() };
 }
 
 // Session i sends from a fixed tuple: address 127.1.0.0 + floor(i / PORTS_PER_ADDRESS), port

@@ -2,6 +2,10 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Percentiles } from './hist.ts';
+import { fmtInt, fmtPct, fmtUs, table } from './format.ts';
+import type { PeersDoc } from './peers.ts';
+import { renderPeers, renderScaling } from './reportParts.ts';
+import type { ScalingDoc } from './scaling.ts';
 import type { StepResult } from './steps.ts';
 import type { Mode } from './topology.ts';
 
@@ -11,6 +15,8 @@ export interface SessionsResultDoc {
   requested: number;
   /** Sessions attempted (fewer than requested when the fd limit does not allow them). */
   target: number;
+  /** Worker processes of the ingress replicator (more than 1 when its fd limit could not be raised). */
+  workers: number;
   /** RLIMIT_NOFILE given to the ingress replicator (reply mode holds one socket per session). */
   fdLimit: number | null;
   note?: string;
@@ -19,9 +25,12 @@ export interface SessionsResultDoc {
   bindFailures: number;
   refreshRounds: number;
   elapsedMs: number;
-  sessionsActive: { afterOpen: number; afterRefresh: number };
-  /** RSS (MB) of each replicator: before, after opening, after the refresh round. */
-  rssMb: Record<string, { before: number | null; afterOpen: number | null; afterRefresh: number | null }>;
+  sessionsActive: { afterOpen: number; afterRefresh: number; afterHeld: number };
+  /** RSS (MB) of each replicator: before, after opening, after the refresh rounds, after the held load. */
+  rssMb: Record<
+    string,
+    { before: number | null; afterOpen: number | null; afterRefresh: number | null; afterHeld: number | null }
+  >;
   /** (RSS after the refresh rounds - before) / active sessions, bytes, at the ingress replicator. */
   bytesPerSessionIngress: number | null;
   /** RSS before + bytesPerSession x the requested count (for when the fd limit capped the count). */
@@ -31,6 +40,16 @@ export interface SessionsResultDoc {
   ingressOpenFds: number;
   delivered: Record<string, number>;
   droppedAtIngress: Record<string, number>;
+  /** A paced load (64 sessions of its own) while the sessions are held. */
+  held: {
+    rate: number;
+    offeredPerSec: number;
+    deliveredPerSec: number;
+    lossPct: number;
+    latencyUs: Percentiles;
+    reply: { perSec: number; lossPct: number; rttUs: Percentiles } | null;
+    ingressCpuPct: number | null;
+  };
 }
 
 export interface Summary {
@@ -59,6 +78,11 @@ export interface Summary {
     mode: Mode;
     count: number;
     target: number;
+    requested: number;
+    note: string | undefined;
+    bytesPerSession: number | null;
+    heldDeliveredPerSec: number;
+    heldRate: number;
     maxRssMb: number | null;
     projectedMb: number | null;
   }>;
@@ -70,6 +94,10 @@ export interface BenchDoc {
   host: { cpus: number; node: string; loadAvgAtStart: number[]; kernel: string };
   options: Record<string, unknown>;
   steps: StepResult[];
+  /** Which parts ran (--only). */
+  parts: string[];
+  peers?: PeersDoc;
+  scaling?: ScalingDoc;
   sessions: SessionsResultDoc[];
   /** Processes of a system under test that died during the run (each voided and redid its mode). */
   incidents: string[];
@@ -77,32 +105,6 @@ export interface BenchDoc {
   etcd: { requests: number; ingressDatagrams: number; per1000: number | null };
   summary: Summary;
   targets: Array<{ name: string; target: string; value: string; pass: boolean | null }>;
-}
-
-function fmtInt(v: number | null | undefined): string {
-  if (v === null || v === undefined || !Number.isFinite(v)) return '-';
-  return Math.round(v).toLocaleString('en-US');
-}
-function fmtUs(v: number | null | undefined): string {
-  if (v === null || v === undefined) return '-';
-  return v >= 100 ? String(Math.round(v)) : v.toFixed(1);
-}
-function fmtPct(v: number | null | undefined): string {
-  if (v === null || v === undefined) return '-';
-  return v < 10 ? v.toFixed(2) : v.toFixed(1);
-}
-
-/** Columns of strings, right-aligned except the first; a row of "|" separators stays aligned. */
-export function table(header: string[][], rows: string[][]): string {
-  const all = [...header, ...rows];
-  const widths = all[0]!.map((_, i) => Math.max(...all.map((r) => (r[i] ?? '').length)));
-  const line = (r: string[]): string =>
-    r
-      .map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c === '|' ? '|' : c.padStart(widths[i]!)))
-      .join('  ')
-      .trimEnd();
-  const sep = widths.map((w) => '-'.repeat(w)).join('  ');
-  return [...header.map(line), sep, ...rows.map(line)].join('\n');
 }
 
 function lat(p: Percentiles): string[] {
@@ -198,11 +200,12 @@ export function renderText(doc: BenchDoc): string {
       '',
     );
   }
-  out.push(
-    'CPU % of one core / max RSS MB per process (aws/gcp/azure = replicators or plain forwarders)',
-    cpuTable(doc.steps),
-    '',
-  );
+  if (doc.steps.length > 0)
+    out.push(
+      'CPU % of one core / max RSS MB per process (aws/gcp/azure = replicators or plain forwarders)',
+      cpuTable(doc.steps),
+      '',
+    );
   const u = doc.steps.filter((s) => s.system === 'udpmesh' && s.udpmesh);
   if (u.length > 0) {
     out.push('udpmesh counters per step (sum over the three replicators)');
@@ -238,28 +241,39 @@ export function renderText(doc: BenchDoc): string {
   }
   for (const s of doc.sessions) {
     out.push(
-      `SESSIONS (${s.mode}): ${fmtInt(s.established)} of ${fmtInt(s.target)} client tuples (distinct source address:port) sent 2 datagrams each to the aws ingress in ${fmtInt(s.elapsedMs)} ms; ` +
-        `udpmesh_sessions_active ${fmtInt(s.sessionsActive.afterOpen)} after opening, ${fmtInt(s.sessionsActive.afterRefresh)} after ${s.refreshRounds} refresh round(s) from the same addresses` +
+      `SESSIONS (${s.mode}): ${fmtInt(s.established)} of ${fmtInt(s.target)} client tuples (distinct source address:port) sent 1 datagram each to the aws ingress` +
+        `${s.workers > 1 ? ` (workers: ${s.workers})` : ''} in ${fmtInt(s.elapsedMs)} ms; ` +
+        `udpmesh_sessions_active ${fmtInt(s.sessionsActive.afterOpen)} after opening, ${fmtInt(s.sessionsActive.afterRefresh)} after ${s.refreshRounds} refresh round(s), ${fmtInt(s.sessionsActive.afterHeld)} after the held load` +
         (s.fdLimit !== null ? `; fd limit ${fmtInt(s.fdLimit)}, ${fmtInt(s.ingressOpenFds)} fds open` : '') +
         (s.note ? `; ${s.note}` : ''),
     );
     out.push(
       table(
-        [['replicator', 'RSS before MB', 'after open MB', 'after refresh MB']],
+        [['replicator', 'RSS before MB', 'after open MB', 'after refresh MB', 'after held load MB']],
         Object.entries(s.rssMb).map(([k, v]) => [
           k,
           fmtInt(v.before),
           fmtInt(v.afterOpen),
           fmtInt(v.afterRefresh),
+          fmtInt(v.afterHeld),
         ]),
       ),
     );
+    const h = s.held;
     out.push(
       `ingress: ~${fmtInt(s.bytesPerSessionIngress)} B RSS per session (${fmtInt(s.projectedIngressRssMb)} MB projected at ${fmtInt(s.requested)}); V8 heap used ${s.ingressHeapUsedMb.before} -> ${s.ingressHeapUsedMb.afterOpen} -> ${s.ingressHeapUsedMb.afterRefresh} MB; ` +
         `delivered ${JSON.stringify(s.delivered)}; ingress drops ${JSON.stringify(s.droppedAtIngress)}`,
+      `while held: paced ${fmtInt(h.rate)}/s from 64 more sessions: offered ${fmtInt(h.offeredPerSec)}/s, delivered to all ${fmtInt(h.deliveredPerSec)}/s, loss ${fmtPct(h.lossPct)}%, ` +
+        `p50/p99 ${fmtUs(h.latencyUs.p50)}/${fmtUs(h.latencyUs.p99)} µs` +
+        (h.reply
+          ? `, replies ${fmtInt(h.reply.perSec)}/s (loss ${fmtPct(h.reply.lossPct)}%), rtt p50/p99 ${fmtUs(h.reply.rttUs.p50)}/${fmtUs(h.reply.rttUs.p99)} µs`
+          : '') +
+        `; ingress CPU ${fmtInt(h.ingressCpuPct)}%`,
       '',
     );
   }
+  if (doc.peers) out.push(renderPeers(doc.peers), '');
+  if (doc.scaling) out.push(renderScaling(doc.scaling), '');
   out.push(
     `etcd requests per 1,000 datagrams (udpmesh, whole run, 3 replicators): ${doc.etcd.per1000 === null ? '-' : doc.etcd.per1000.toFixed(3)} (${doc.etcd.requests} requests / ${fmtInt(doc.etcd.ingressDatagrams)} datagrams)`,
     '',

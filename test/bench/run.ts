@@ -5,32 +5,38 @@
 //   --sessions 64        client sessions (sockets) per step
 //   --payload 64         datagram size in bytes
 //   --modes oneway,reply
-//   --session-count N    concurrent sessions for the memory step (0 skips it)
+//   --only rates,peers,scaling,sessions   run only these parts (default: all)
+//   --session-count N    concurrent sessions for the memory step, both modes (0 skips it); or
+//   --sessions-oneway 1000000 --sessions-reply 50000
+//   --held-rate 10k      paced load while the sessions are held
+//   --peers-rate 5k      paced rate of the peers part's latency step
+//   --scaling-workers 1,2 --scaling-sessions 256
 //   --out bench-results  where the JSON goes
 //   --cpu-prof           V8 CPU profiles of the replicators (written on exit to <out>/profiles-<time>/)
 //   --wait-idle 600      first wait up to this many seconds for the host to be mostly idle (shared machines)
-// Steps alternate udpmesh / baseline at each rate so that load from elsewhere on the host hits both.
-import { spawnSync } from 'node:child_process';
+// rates: steps alternate udpmesh / baseline at each rate so that load from elsewhere on the host hits both.
+// peers (peers.ts): nginx, socat, a Node relay and udpmesh side by side; scaling (scaling.ts): workers 1
+// vs 2; sessions (sessions.ts): concurrent sessions held by one replicator.
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { cpus, loadavg, release, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { renderText, writeJson, type BenchDoc, type SessionsResultDoc, type Summary } from './report.ts';
-import { processTree, rssMb, round1, type ReplicatorCounters } from './measure.ts';
+import { rateLabel, type Lifecycle } from './lifecycle.ts';
+import { round1, type ReplicatorCounters } from './measure.ts';
+import { runPeers, type PeersDoc } from './peers.ts';
 import { REPO_ROOT, sleep } from './procs.ts';
+import { renderText, writeJson, type BenchDoc, type SessionsResultDoc, type Summary } from './report.ts';
+import { runScaling, type ScalingDoc } from './scaling.ts';
+import { sessionsStep } from './sessions.ts';
 import { runStep, SystemDied, type StepResult } from './steps.ts';
-import {
-  CLUSTERS,
-  Shared,
-  startBaseline,
-  startUdpmesh,
-  type Mode,
-  type SystemUnderTest,
-} from './topology.ts';
-import type { SessionsResult } from './wire.ts';
+import { Shared, startBaseline, startUdpmesh, type Mode, type SystemUnderTest } from './topology.ts';
 
-const USAGE = `usage: npm run bench -- [--quick] [--rates 5k,10k,20k,40k,max] [--duration 5] [--sessions 64] [--payload 64]
-                       [--modes oneway,reply] [--session-count 100000] [--out bench-results] [--cpu-prof] [--wait-idle 600]`;
+const USAGE = `usage: npm run bench -- [--quick] [--only rates,peers,scaling,sessions] [--rates 5k,10k,20k,40k,max] [--duration 5]
+                       [--sessions 64] [--payload 64] [--modes oneway,reply] [--session-count N]
+                       [--sessions-oneway 1000000] [--sessions-reply 50000] [--held-rate 10k] [--peers-rate 5k]
+                       [--scaling-workers 1,2] [--scaling-sessions 256] [--out bench-results] [--cpu-prof] [--wait-idle 600]`;
+const PARTS = ['rates', 'peers', 'scaling', 'sessions'] as const;
+type Part = (typeof PARTS)[number];
 
 function parseRate(s: string): number {
   const t = s.trim().toLowerCase();
@@ -40,11 +46,6 @@ function parseRate(s: string): number {
   const v = Number(m[1]) * (m[2] ? 1000 : 1);
   if (!(v >= 1 && v <= 10_000_000)) throw new Error(`--rates: ${s} out of range`);
   return Math.round(v);
-}
-
-function rateLabel(rate: number): string {
-  if (rate === 0) return 'max';
-  return rate % 1000 === 0 ? `${rate / 1000}k` : String(rate);
 }
 
 function positive(name: string, v: string | undefined, dflt: number, max: number, allowZero = false): number {
@@ -64,6 +65,13 @@ const { values } = parseArgs({
     payload: { type: 'string' },
     modes: { type: 'string' },
     'session-count': { type: 'string' },
+    'sessions-oneway': { type: 'string' },
+    'sessions-reply': { type: 'string' },
+    'held-rate': { type: 'string' },
+    'peers-rate': { type: 'string' },
+    'scaling-workers': { type: 'string' },
+    'scaling-sessions': { type: 'string' },
+    only: { type: 'string' },
     'cpu-prof': { type: 'boolean', default: false },
     'wait-idle': { type: 'string' },
     out: { type: 'string' },
@@ -85,13 +93,45 @@ const opts = {
     if (m !== 'oneway' && m !== 'reply') throw new Error(`--modes: ${m} is not oneway or reply`);
     return m as Mode;
   }),
-  sessionCount: Math.round(
-    positive('--session-count', values['session-count'], quick ? 20_000 : 100_000, 1_000_000, true),
-  ),
+  sessionCount: {
+    oneway: Math.round(
+      positive(
+        '--sessions-oneway',
+        values['sessions-oneway'] ?? values['session-count'],
+        quick ? 100_000 : 1_000_000,
+        5_000_000,
+        true,
+      ),
+    ),
+    reply: Math.round(
+      positive(
+        '--sessions-reply',
+        values['sessions-reply'] ?? values['session-count'],
+        quick ? 20_000 : 50_000,
+        1_000_000,
+        true,
+      ),
+    ),
+  },
+  heldRate: values['held-rate'] ? parseRate(values['held-rate']) : 10_000,
+  peersRate: values['peers-rate'] ? parseRate(values['peers-rate']) : 5_000,
+  scalingWorkers: (values['scaling-workers'] ?? '1,2').split(',').map((w) => {
+    const n = Number(w);
+    if (!Number.isInteger(n) || n < 1 || n > 16) throw new Error(`--scaling-workers: ${w} is not 1-16`);
+    return n;
+  }),
+  scalingSessions: Math.round(positive('--scaling-sessions', values['scaling-sessions'], 256, 4096)),
+  parts: (values.only ?? PARTS.join(',')).split(',').map((p) => {
+    if (!(PARTS as readonly string[]).includes(p))
+      throw new Error(`--only: ${p} is not one of ${PARTS.join(', ')}`);
+    return p as Part;
+  }),
   out: values.out ?? join(REPO_ROOT, 'bench-results'),
   cpuProf: values['cpu-prof'] ?? false,
   waitIdleSeconds: positive('--wait-idle', values['wait-idle'], 0, 3600, true),
 };
+for (const r of [opts.heldRate, opts.peersRate])
+  if (r === 0) throw new Error('--held-rate / --peers-rate: a paced rate, not max');
 if (process.platform !== 'linux')
   throw new Error('the bench reads /proc and binds 127.x.y.z addresses: Linux only');
 
@@ -133,6 +173,8 @@ async function stop(s: SystemUnderTest): Promise<void> {
   live.delete(s);
   await s.stop();
 }
+
+const lifecycle: Lifecycle = { log, start, stop };
 
 const sumCounters = (cs: ReplicatorCounters[] | undefined): { etcd: number; ingress: number } =>
   (cs ?? []).reduce((a, c) => ({ etcd: a.etcd + c.etcdRequests, ingress: a.ingress + c.ingress }), {
@@ -282,7 +324,8 @@ async function main(): Promise<void> {
   }
 
   const incidents: string[] = [];
-  for (const mode of opts.modes) {
+  const runs = (part: Part): boolean => opts.parts.includes(part);
+  for (const mode of runs('rates') ? opts.modes : []) {
     // A process of the system dying mid-run (something else on the host signalling it) voids the mode's
     // numbers: start both systems again and redo the mode, at most twice.
     for (let attempt = 1; ; attempt++) {
@@ -298,31 +341,87 @@ async function main(): Promise<void> {
     }
   }
 
-  const sessions: SessionsResultDoc[] = [];
-  if (opts.sessionCount > 0) {
-    for (const mode of opts.modes) {
-      for (let attempt = 1; ; attempt++) {
-        try {
-          sessions.push(await sessionsStep(sh, opts.sessionCount, mode));
-          break;
-        } catch (err) {
-          if (!(err instanceof SystemDied) || attempt >= 2) throw err;
-          incidents.push(`sessions ${mode} attempt ${attempt}: ${err.message}`);
-          log(`sessions (${mode}): ${err.message}; again`);
-        }
+  // A part whose system died mid-run is redone once; a second failure ends the bench.
+  async function retried<T>(what: string, fn: () => Promise<T>): Promise<T> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await fn();
+      } catch (err) {
+        await Promise.allSettled([...live].map((s) => stop(s)));
+        if (!(err instanceof SystemDied) || attempt >= 2) throw err;
+        incidents.push(`${what} attempt ${attempt}: ${err.message}`);
+        log(`${what}: ${err.message}; again`);
       }
     }
+  }
+
+  let peers: PeersDoc | undefined;
+  if (runs('peers')) {
+    peers = await runPeers(
+      sh,
+      {
+        durationMs: opts.durationMs,
+        sessions: opts.sessions,
+        payloadBytes: opts.payloadBytes,
+        pacedRate: opts.peersRate,
+        paths: (['reply', 'oneway'] as const).filter((m) => opts.modes.includes(m)),
+      },
+      lifecycle,
+    );
+  }
+
+  let scaling: ScalingDoc | undefined;
+  if (runs('scaling')) {
+    scaling = await retried('scaling', () =>
+      runScaling(
+        sh,
+        {
+          workers: opts.scalingWorkers,
+          durationMs: opts.durationMs,
+          sessions: opts.scalingSessions,
+          payloadBytes: opts.payloadBytes,
+        },
+        lifecycle,
+      ),
+    );
+  }
+
+  const sessions: SessionsResultDoc[] = [];
+  for (const mode of runs('sessions') ? opts.modes : []) {
+    const count = opts.sessionCount[mode];
+    if (count <= 0) continue;
+    sessions.push(
+      await retried(`sessions ${mode}`, () =>
+        sessionsStep(
+          sh,
+          {
+            mode,
+            count,
+            payloadBytes: opts.payloadBytes,
+            openRate: mode === 'oneway' ? 25_000 : 10_000,
+            heldRate: opts.heldRate,
+            heldDurationMs: opts.durationMs,
+          },
+          lifecycle,
+        ),
+      ),
+    );
   }
 
   const per1000 = etcdTotals.ingress > 0 ? (etcdTotals.requests / etcdTotals.ingress) * 1000 : null;
   summary.etcdRequestsPer1000 = per1000 === null ? null : Math.round(per1000 * 1000) / 1000;
   summary.sessions = sessions.map((s) => {
     const rss = Object.values(s.rssMb)
-      .flatMap((v) => [v.afterOpen, v.afterRefresh])
+      .flatMap((v) => [v.afterOpen, v.afterRefresh, v.afterHeld])
       .filter((v): v is number => v !== null);
     return {
       mode: s.mode,
       count: Math.max(s.sessionsActive.afterOpen, s.sessionsActive.afterRefresh),
+      requested: s.requested,
+      note: s.note,
+      bytesPerSession: s.bytesPerSessionIngress,
+      heldDeliveredPerSec: s.held.deliveredPerSec,
+      heldRate: s.held.rate,
       target: s.target,
       maxRssMb: rss.length ? Math.max(...rss) : null,
       projectedMb: s.projectedIngressRssMb,
@@ -390,16 +489,54 @@ async function main(): Promise<void> {
     });
   }
   for (const s of summary.sessions ?? []) {
-    const reduced = s.target < opts.sessionCount;
+    const reduced = s.target < s.requested;
+    // One-way sessions hold no socket: the goal is 1,000,000 in under 1 GiB. Reply sessions: 512 MB.
+    const limitMb = s.mode === 'oneway' ? 1024 : 512;
     targets.push({
-      name: `${opts.sessionCount.toLocaleString('en-US')} concurrent sessions (${s.mode}), RSS per replicator`,
-      target: '< 512 MB',
-      value: `${s.maxRssMb} MB max (${s.count} active${reduced ? `; only ${s.target} possible (fd limit); ${s.projectedMb} MB projected at ${opts.sessionCount}` : ''})`,
+      name: `${s.requested.toLocaleString('en-US')} concurrent sessions (${s.mode}), RSS per replicator`,
+      target: `< ${limitMb === 1024 ? '1 GiB' : `${limitMb} MB`}`,
+      value:
+        `${s.maxRssMb} MB max (${s.count.toLocaleString('en-US')} active, ~${s.bytesPerSession ?? '-'} B each` +
+        `${reduced ? `; only ${s.target} possible: ${s.note ?? ''}; ${s.projectedMb} MB projected at ${s.requested}` : ''})`,
       pass: reduced
         ? s.projectedMb === null
           ? null
-          : s.projectedMb < 512
-        : s.maxRssMb !== null && s.maxRssMb < 512 && s.count >= opts.sessionCount,
+          : s.projectedMb < limitMb
+        : s.maxRssMb !== null && s.maxRssMb < limitMb && s.count >= s.requested,
+    });
+    targets.push({
+      name: `throughput while ${s.count.toLocaleString('en-US')} ${s.mode} sessions are held (info)`,
+      target: '-',
+      value: `${s.heldDeliveredPerSec}/s delivered to all of ${s.heldRate}/s paced`,
+      pass: null,
+    });
+  }
+  if (peers) {
+    const nginx = peers.rows.find((r) => r.path === 'reply' && r.system.startsWith('nginx'));
+    const um = peers.rows.find((r) => r.path === 'reply' && r.system.startsWith('udpmesh'));
+    targets.push({
+      name: 'reply-relay throughput per core vs nginx (ingress process)',
+      target: '>= nginx',
+      value:
+        nginx?.skipped || !nginx
+          ? `nginx ${nginx?.skipped ?? 'not run'}`
+          : `${um?.perCore ?? '-'}/s vs ${nginx.perCore ?? '-'}/s per core (all 3 replicators: ${um?.perCoreSystem ?? '-'}/s per core; absolute ${um?.maxPerSec ?? '-'}/s vs ${nginx.maxPerSec ?? '-'}/s)`,
+      pass:
+        !nginx || nginx.skipped || um?.perCore == null || nginx.perCore === null
+          ? null
+          : um.perCore >= nginx.perCore,
+    });
+  }
+  if (scaling && scaling.rows.length > 1) {
+    const last = scaling.rows[scaling.rows.length - 1]!;
+    const first = scaling.rows[0]!;
+    targets.push({
+      name: `scaling, workers ${first.workers} -> ${last.workers} (one-way, delivered/s)`,
+      target: '>= 1.7x',
+      value:
+        `${last.ratio?.toFixed(2) ?? '-'}x (${first.deliveredPerSec}/s -> ${last.deliveredPerSec}/s; ingress ${first.ingressCores} -> ${last.ingressCores} cores, ` +
+        `machine ${first.machineBusyPct}% -> ${last.machineBusyPct}% of ${scaling.hostCpus} CPUs)`,
+      pass: last.ratio === null ? null : last.ratio >= 1.7,
     });
   }
   const doc: BenchDoc = {
@@ -407,10 +544,17 @@ async function main(): Promise<void> {
     finishedAt: new Date().toISOString(),
     host: { cpus: cpus().length, node: process.version, loadAvgAtStart: load0, kernel: release() },
     options: { ...opts },
+    parts: opts.parts,
     steps,
+    ...(peers ? { peers } : {}),
+    ...(scaling ? { scaling } : {}),
     sessions,
     incidents,
-    validity: validity(steps),
+    validity: validity([
+      ...steps,
+      ...(peers?.rows.flatMap((r) => r.steps) ?? []),
+      ...(scaling?.rows.map((r) => r.step) ?? []),
+    ]),
     etcd: {
       requests: etcdTotals.requests,
       ingressDatagrams: etcdTotals.ingress,
@@ -421,154 +565,6 @@ async function main(): Promise<void> {
   };
   const file = writeJson(doc, opts.out);
   process.stdout.write(`\n${renderText(doc)}\n\nJSON: ${file}\n`);
-}
-
-/**
- * Opens many concurrent sessions on the aws ingress and reads the replicators' memory. In reply mode every
- * session holds an upstream socket, so the ingress replicator's fd limit is raised first (prlimit, as root).
- */
-async function sessionsStep(sh: Shared, count: number, mode: Mode): Promise<SessionsResultDoc> {
-  log(`sessions (${mode}): starting udpmesh (maxSessions ${count * 2}) and opening ${count} sessions`);
-  await sh.setEcho(false);
-  const um = await start(
-    startUdpmesh(sh, {
-      mode,
-      mesh: `bench-sessions-${mode}`,
-      maxSessions: count * 2,
-      sessionIdleTimeoutMs: 600_000,
-    }),
-  );
-  try {
-    const awsPid = um.procs[0]!.pid;
-    let fdLimit: number | null = null;
-    let note: string | undefined;
-    let target = count;
-    if (mode === 'reply') {
-      fdLimit = raiseFdLimit(awsPid, count + 4096);
-      if (fdLimit === null || fdLimit < count + 1024) {
-        target = Math.max(0, (fdLimit ?? 1024) - 1024);
-        note = `could not raise the fd limit to ${count + 4096}: opened ${target} sessions instead`;
-        log(`sessions (${mode}): ${note}`);
-      }
-    }
-    await sleep(1000);
-    const rss = (): Record<string, number | null> =>
-      Object.fromEntries(um.procs.map((p) => [p.name, rssOf(p.pid)]));
-    const before = rss();
-    const c0 = (await um.counters())!;
-    const base = {
-      host: um.ingress.host,
-      port: um.ingress.port,
-      count: target,
-      batch: 250,
-      rate: 15_000,
-      payloadBytes: opts.payloadBytes,
-    };
-    const stepBase = mode === 'oneway' ? 900_000 : 910_000;
-    const open = await sh.loadgen.request<SessionsResult>(
-      { cmd: 'sessions', spec: { ...base, step: stepBase + 1, perSession: 2, refresh: false } },
-      600_000,
-    );
-    await waitLag(um);
-    await sleep(1500);
-    const c1 = (await um.counters())!;
-    const afterOpen = rss();
-    log(
-      `sessions (${mode}): ${open.sessions} opened in ${Math.round(open.elapsedMs)} ms; sessions_active ${c1[0]!.sessionsActive}; aws RSS ${afterOpen.aws} MB`,
-    );
-    // Refresh rounds from the same address:port tuples: they keep the sessions alive and open the ones
-    // whose first datagrams the ingress socket dropped (a busy host drops at the kernel buffer).
-    let c2 = c1;
-    let refreshSent = 0;
-    let refreshBindFailures = 0;
-    let rounds = 0;
-    do {
-      rounds++;
-      const refresh = await sh.loadgen.request<SessionsResult>(
-        { cmd: 'sessions', spec: { ...base, step: stepBase + 2, perSession: 1, refresh: true } },
-        600_000,
-      );
-      refreshSent += refresh.sent;
-      refreshBindFailures += refresh.bindFailures;
-      await waitLag(um);
-      await sleep(1500);
-      c2 = (await um.counters())!;
-    } while (rounds < 3 && c2[0]!.sessionsActive < target);
-    const afterRefresh = rss();
-    log(
-      `sessions (${mode}): ${rounds} refresh round(s) sent ${refreshSent} (${refreshBindFailures} bind failures); sessions_active ${c2[0]!.sessionsActive}; aws RSS ${afterRefresh.aws} MB`,
-    );
-    const reports = await Promise.all(
-      sh.sinks.map((s) => s.proc.request<{ received: number }>({ cmd: 'report', step: stepBase + 1 })),
-    );
-    const dropped: Record<string, number> = {};
-    for (const [k, v] of Object.entries(c2[0]!.dropped)) {
-      const d = v - (c0[0]!.dropped[k] ?? 0);
-      if (d) dropped[k] = d;
-    }
-    const ingressBefore = before.aws ?? null;
-    const ingressAfter = afterRefresh.aws ?? null;
-    const active = c2[0]!.sessionsActive;
-    const perSession =
-      ingressBefore !== null && ingressAfter !== null && active > 0
-        ? ((ingressAfter - ingressBefore) * 1024 * 1024) / active
-        : null;
-    const mb = (b: number): number => round1(b / 1024 / 1024);
-    return {
-      mode,
-      requested: count,
-      target,
-      fdLimit,
-      note,
-      established: open.sessions,
-      sent: open.sent + refreshSent,
-      bindFailures: open.bindFailures + refreshBindFailures,
-      refreshRounds: rounds,
-      elapsedMs: Math.round(open.elapsedMs),
-      sessionsActive: { afterOpen: c1[0]!.sessionsActive, afterRefresh: c2[0]!.sessionsActive },
-      rssMb: Object.fromEntries(
-        CLUSTERS.map((c) => [
-          c,
-          {
-            before: before[c] ?? null,
-            afterOpen: afterOpen[c] ?? null,
-            afterRefresh: afterRefresh[c] ?? null,
-          },
-        ]),
-      ),
-      bytesPerSessionIngress: perSession === null ? null : Math.round(perSession),
-      projectedIngressRssMb:
-        perSession === null || ingressBefore === null
-          ? null
-          : Math.round(ingressBefore + (perSession * count) / 1024 / 1024),
-      ingressHeapUsedMb: {
-        before: mb(c0[0]!.heapUsedBytes),
-        afterOpen: mb(c1[0]!.heapUsedBytes),
-        afterRefresh: mb(c2[0]!.heapUsedBytes),
-      },
-      ingressOpenFds: c2[0]!.openFds,
-      delivered: Object.fromEntries(CLUSTERS.map((c, i) => [c, reports[i]!.received])),
-      droppedAtIngress: dropped,
-    };
-  } catch (err) {
-    await sleep(300);
-    const dead = um.dead();
-    throw dead ? new SystemDied(`${dead} (${err instanceof Error ? err.message : String(err)})`) : err;
-  } finally {
-    await stop(um);
-  }
-}
-
-/** Raise RLIMIT_NOFILE of a running process (prlimit(1); needs root or CAP_SYS_RESOURCE). Returns the soft limit now in force. */
-function raiseFdLimit(pid: number, want: number): number | null {
-  spawnSync('prlimit', ['--pid', String(pid), `--nofile=${want}:${want}`], { stdio: 'ignore' });
-  const r = spawnSync(
-    'prlimit',
-    ['--pid', String(pid), '--nofile', '--raw', '--noheadings', '--output', 'SOFT'],
-    { encoding: 'utf8' },
-  );
-  const n = Number((r.stdout ?? '').trim());
-  return r.status === 0 && Number.isFinite(n) ? n : null;
 }
 
 /**
@@ -588,20 +584,6 @@ function validity(steps: StepResult[]): BenchDoc['validity'] {
       ? `other processes used ${round1(avg)}% of a core on average (of ${cpus().length * 100}%) during the steps: rates and latencies are not representative; rerun on an idle host (CPU µs per datagram is the least affected column)`
       : 'host quiet enough',
   };
-}
-
-function rssOf(pid: number): number | null {
-  let total: number | null = null;
-  for (const p of processTree(pid)) {
-    const v = rssMb(p);
-    if (v !== undefined) total = (total ?? 0) + v;
-  }
-  return total === null ? null : round1(total);
-}
-
-async function waitLag(sut: SystemUnderTest): Promise<void> {
-  const deadline = Date.now() + 20_000;
-  while (Date.now() < deadline && (await sut.lag()) > 0) await sleep(100);
 }
 
 main().then(

@@ -43,7 +43,8 @@ export interface StepResult {
   /** The same over the two remote clusters only (the replicated path). */
   remoteLatencyUs: Percentiles;
   clusters: Record<Cluster, ClusterResult>;
-  reply?: { replies: number; lossPct: number; rttUs: Percentiles };
+  /** Client side of reply mode; perSec = replies over the send window or until the last reply. */
+  reply?: { replies: number; perSec: number; lossPct: number; rttUs: Percentiles };
   usage: UsageReport;
   /**
    * CPU time per datagram the ingress accepted (µs): of the ingress process, and of the three system
@@ -173,8 +174,13 @@ async function runStepInner(shared: Shared, sut: SystemUnderTest, o: StepOptions
     cpuUsPerDatagram: cpuPerDatagram(usage, sut, clusters.aws.received),
   };
   if (sut.mode === 'reply') {
+    const replyWindow = Math.max(
+      sendSeconds,
+      collected.lastReplyNs > 0 ? (collected.lastReplyNs - load.startNs) / 1e9 : 0,
+    );
     res.reply = {
       replies: collected.replies,
+      perSec: Math.round(replyWindow > 0 ? collected.replies / replyWindow : 0),
       lossPct: load.sent > 0 ? Math.round(Math.max(0, 1 - collected.replies / load.sent) * 10000) / 100 : 0,
       rttUs: percentiles(Histogram.from(collected.rtt)),
     };

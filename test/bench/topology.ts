@@ -5,15 +5,18 @@
 import { join } from 'node:path';
 import { startEtcdCluster, type EtcdCluster } from '../../replicator/local/etcdCluster.ts';
 import { freePorts } from '../../replicator/local/freePort.ts';
+import { scrapeMetrics, sumOf } from '../../replicator/local/promText.ts';
 import { ReplicatorProcess } from '../../replicator/local/replicatorProcess.ts';
 import type { ReplicatorConfigInput } from '../../replicator/config/schema.ts';
 import { scrapeCounters, type ProcRef, type ReplicatorCounters } from './measure.ts';
+import { freePortRun } from './ports.ts';
 import { benchFile, NodeChild, REPO_ROOT, until } from './procs.ts';
 
 export const CLUSTERS = ['aws', 'gcp', 'azure'] as const;
 export type Cluster = (typeof CLUSTERS)[number];
 export type Mode = 'oneway' | 'reply';
-export type SystemKind = 'udpmesh' | 'baseline';
+/** udpmesh, the plain Node fan-out forwarders (baseline.ts), and the reply relays of the peers part. */
+export type SystemKind = 'udpmesh' | 'baseline' | 'node-relay' | 'nginx' | 'socat';
 
 const HOST = '127.0.0.1';
 
@@ -118,26 +121,32 @@ export interface UdpmeshOptions {
   sessionIdleTimeoutMs?: number;
   /** Extra environment for the replicators (e.g. NODE_OPTIONS=--cpu-prof). */
   env?: Record<string, string>;
+  /** `workers` per replicator (default 1): worker i of a cluster binds replication port base + i. */
+  workers?: Partial<Record<Cluster, number>>;
 }
 
 export async function startUdpmesh(shared: Shared, o: UdpmeshOptions): Promise<SystemUnderTest> {
-  const ports = await freePorts(CLUSTERS.length * 3, HOST);
+  const workersOf = (c: Cluster): number => o.workers?.[c] ?? 1;
+  const ports = await freePorts(CLUSTERS.length * 2, HOST);
+  const replicationPorts: number[] = [];
+  for (const c of CLUSTERS) replicationPorts.push(await freePortRun(workersOf(c), HOST));
   const reps = CLUSTERS.map((cluster, i) => {
     const config: ReplicatorConfigInput = {
       cluster,
       instance: cluster,
       mesh: o.mesh,
+      ...(workersOf(cluster) > 1 ? { workers: workersOf(cluster) } : {}),
       ingress: {
-        ports: [ports[3 * i]!],
+        ports: [ports[2 * i]!],
         addresses: [HOST],
         mode: o.mode,
         ...(o.maxSessions !== undefined ? { maxSessions: o.maxSessions } : {}),
         ...(o.sessionIdleTimeoutMs !== undefined ? { sessionIdleTimeoutMs: o.sessionIdleTimeoutMs } : {}),
       },
-      replication: { address: HOST, port: ports[3 * i + 1]! },
+      replication: { address: HOST, port: replicationPorts[i]! },
       delivery: { backends: [`${HOST}:${shared.sink(cluster).port}`] },
       etcd: { endpoints: shared.etcd.endpoints, leaseTtlSeconds: 5 },
-      metrics: { address: HOST, port: ports[3 * i + 2]! },
+      metrics: { address: HOST, port: ports[2 * i + 1]! },
       log: { level: 'warn' },
       drain: { deadlineMs: 2000 },
     };
@@ -167,18 +176,24 @@ export async function startUdpmesh(shared: Shared, o: UdpmeshOptions): Promise<S
   try {
     for (const r of reps) r.start();
     await Promise.all(reps.map((r) => r.waitReady(60_000)));
-    // Ready is per replicator; wait until every one has a live link to the other two clusters.
+    // Ready is per replicator; wait until every one has a live link to every member (worker) of the other
+    // two clusters: a replicator with w workers, each linked to every remote worker, sums its
+    // udpmesh_peer_up (aggregated over its workers by the primary) to w x (remote workers).
+    const total = CLUSTERS.reduce((a, c) => a + workersOf(c), 0);
     await until(
       async () => {
-        const st = await Promise.all(
+        const up = await Promise.all(
           reps.map((r) =>
-            fetch(`${r.httpBase}/status`).then((x) => x.json() as Promise<{ peers: Array<{ up: boolean }> }>),
+            scrapeMetrics(r.metricsUrl, 2000).then(
+              (x) => sumOf(x, 'udpmesh_peer_up'),
+              () => -1,
+            ),
           ),
         );
-        return st.every((s) => s.peers.length === CLUSTERS.length - 1 && s.peers.every((p) => p.up));
+        return CLUSTERS.every((c, i) => up[i] === workersOf(c) * (total - workersOf(c)));
       },
       30_000,
-      'every replicator to see both peers',
+      'every replicator (every worker) to see every member of the other clusters',
     );
   } catch (err) {
     await stop();

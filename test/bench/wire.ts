@@ -55,6 +55,8 @@ export interface LoadStepResult {
 export interface LoadCollectResult {
   step: number;
   replies: number;
+  /** When the last reply of the step arrived (CLOCK_MONOTONIC ns), 0 = none. */
+  lastReplyNs: number;
   rtt: LoadRttData;
 }
 

@@ -3,7 +3,6 @@
 // Property: arbitrary JSON-ish documents, files and env maps either load or throw ConfigError — nothing else.
 //
 // Longer on-demand fuzz:  FUZZ_RUNS=100000 npx mocha test/replicator/unit/config.test.ts
-// (add `--no-config -n import=tsx` to run this file alone: see fuzzRuns.ts)
 import assert from 'node:assert/strict';
 import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';

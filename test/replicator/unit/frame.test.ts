@@ -2,7 +2,6 @@
 // mutated bytes, impossible counts, bad header fields, bad ACK ranges and trailing bytes.
 //
 // Longer on-demand fuzz (no script needed):  FUZZ_RUNS=100000 npx mocha test/replicator/unit/frame.test.ts
-// (add `--no-config -n import=tsx` to run this file alone: see fuzzRuns.ts)
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import {

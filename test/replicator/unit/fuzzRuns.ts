@@ -3,9 +3,7 @@
 //   FUZZ_RUNS=100000 npx mocha test/replicator/unit/frame.test.ts
 // numRuns becomes FUZZ_RUNS for the cheap properties and a proportional share for the expensive ones (the
 // simulated-link property in peerLink.test.ts runs FUZZ_RUNS/50 simulations), and suites drop their timeout.
-// Note: .mocharc.json's "spec" is merged with files named on the command line, so the line above also
-// runs the rest of the repository's tests; to run only the named file(s):
-//   FUZZ_RUNS=100000 npx mocha --no-config -n import=tsx test/replicator/unit/frame.test.ts
+// `npm run fuzz` does this for the decoder, window, inbound stream and config loader.
 // FUZZ_SEED=<n> replays a failing run (fast-check prints the seed and path on failure).
 
 const scale = Number(process.env.FUZZ_RUNS);

@@ -4,7 +4,6 @@
 // unless lost for good, in which case the gap timeout or the sender's low-water mark must skip them).
 //
 // Longer on-demand fuzz:  FUZZ_RUNS=100000 npx mocha test/replicator/unit/inboundStream.test.ts
-// (add `--no-config -n import=tsx` to run this file alone: see fuzzRuns.ts)
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { InboundStream, type InboundOptions } from '../../../replicator/delivery/inboundStream.ts';

@@ -4,7 +4,6 @@
 // must arrive exactly once and in order.
 //
 // Longer on-demand fuzz:  FUZZ_RUNS=2000 npx mocha test/replicator/unit/peerLink.test.ts
-// (add `--no-config -n import=tsx` to run this file alone: see fuzzRuns.ts)
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { InboundStream } from '../../../replicator/delivery/inboundStream.ts';

@@ -3,7 +3,6 @@
 // larger than the window), skipGap, Beyond for positions >= base+size, and positions above 2^32.
 //
 // Longer on-demand fuzz:  FUZZ_RUNS=100000 npx mocha test/replicator/unit/receiveWindow.test.ts
-// (add `--no-config -n import=tsx` to run this file alone: see fuzzRuns.ts)
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { ReceiveWindow, WindowVerdict } from '../../../replicator/protocol/receiveWindow.ts';

@@ -3,7 +3,6 @@
 // promotion by a second datagram or a reply, and a model-based property over random operations.
 //
 // Longer on-demand fuzz:  FUZZ_RUNS=100000 npx mocha test/replicator/unit/sessionTable.test.ts
-// (add `--no-config -n import=tsx` to run this file alone: see fuzzRuns.ts)
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { SessionTable, type EvictReason, type TableEntry } from '../../../replicator/ingress/sessionTable.ts';
