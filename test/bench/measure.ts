@@ -1,4 +1,5 @@
-// Per-process CPU and memory from /proc (utime+stime deltas, VmRSS sampled, VmHWM), the machine's
+// Per-process CPU and memory from /proc (run time per thread from schedstat, else utime+stime; VmRSS
+// sampled, VmHWM), the machine's
 // total CPU use from /proc/stat (to see how much of the 2 cores something else took), and the
 // replicators' counters from /metrics.
 import { readdirSync, readFileSync } from 'node:fs';
@@ -39,21 +40,40 @@ export function processTree(pid: number): number[] {
   return out;
 }
 
-function treeCpuTicks(pids: number[]): Map<number, number> {
+function treeCpuSeconds(pids: number[]): Map<number, number> {
   const m = new Map<number, number>();
   for (const p of pids) {
-    const t = cpuTicks(p);
+    const t = cpuSeconds(p);
     if (t !== undefined) m.set(p, t);
   }
   return m;
 }
 
-function cpuTicks(pid: number): number | undefined {
+/**
+ * CPU time of a process in seconds: the scheduler's run time of each of its threads
+ * (/proc/<pid>/task/<tid>/schedstat, nanoseconds), else utime + stime (/proc/<pid>/stat, clock ticks).
+ * The tick counts are too coarse for processes that run in bursts shorter than a tick: the 64 children of
+ * a socat relay at 5k/s showed 0.09 cores in ticks and 0.20 in run time.
+ */
+function cpuSeconds(pid: number): number | undefined {
+  try {
+    let ns = 0;
+    for (const t of readdirSync(`/proc/${pid}/task`)) {
+      try {
+        ns += Number(readFileSync(`/proc/${pid}/task/${t}/schedstat`, 'utf8').split(' ')[0]);
+      } catch {
+        /* thread gone */
+      }
+    }
+    if (ns > 0 && Number.isFinite(ns)) return ns / 1e9;
+  } catch {
+    /* no schedstat: fall back to ticks */
+  }
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
     // Fields after the parenthesised command name (which may contain spaces).
     const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return Number(rest[11]) + Number(rest[12]); // utime, stime (fields 14, 15)
+    return (Number(rest[11]) + Number(rest[12])) / CLK_TCK; // utime, stime (fields 14, 15)
   } catch {
     return undefined;
   }
@@ -102,8 +122,8 @@ export interface UsageReport {
 /** Samples CPU and RSS of a set of processes between start() and stop(). */
 export class UsageSampler {
   private t0 = 0;
-  /** Per reference: ticks at start of every process of its tree (processes appearing later start at 0). */
-  private ticks0 = new Map<number, Map<number, number>>();
+  /** Per reference: CPU seconds at start of every process of its tree (processes appearing later start at 0). */
+  private cpu0 = new Map<number, Map<number, number>>();
   private m0 = { busy: 0, total: 0 };
   private rssMax = new Map<number, number>();
   private timer: NodeJS.Timeout | undefined;
@@ -113,7 +133,7 @@ export class UsageSampler {
   start(): void {
     this.t0 = performance.now();
     this.m0 = machineTicks();
-    for (const p of this.procs) this.ticks0.set(p.pid, treeCpuTicks(processTree(p.pid)));
+    for (const p of this.procs) this.cpu0.set(p.pid, treeCpuSeconds(processTree(p.pid)));
     this.sampleRss();
     this.timer = setInterval(() => this.sampleRss(), 250);
   }
@@ -135,14 +155,12 @@ export class UsageSampler {
     const seconds = (performance.now() - this.t0) / 1000;
     const m1 = machineTicks();
     const procs: ProcUsage[] = this.procs.map((p) => {
-      const start = this.ticks0.get(p.pid);
-      const now = treeCpuTicks(processTree(p.pid));
+      const start = this.cpu0.get(p.pid);
+      const now = treeCpuSeconds(processTree(p.pid));
       let used = 0;
       for (const [q, t] of now) used += t - (start?.get(q) ?? 0);
       const cpu =
-        start !== undefined && start.size > 0 && now.size > 0 && seconds > 0
-          ? (used / CLK_TCK / seconds) * 100
-          : null;
+        start !== undefined && start.size > 0 && now.size > 0 && seconds > 0 ? (used / seconds) * 100 : null;
       const rss = this.rssMax.get(p.pid);
       return {
         name: p.name,

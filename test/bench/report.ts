@@ -79,6 +79,7 @@ export interface Summary {
     count: number;
     target: number;
     requested: number;
+    workers: number;
     note: string | undefined;
     bytesPerSession: number | null;
     heldDeliveredPerSec: number;

@@ -69,7 +69,8 @@ export function renderPeers(doc: PeersDoc): string {
 export function renderScaling(doc: ScalingDoc): string {
   return [
     `SCALING: udpmesh one-way at open loop, ingress replicator with N workers (SO_REUSEPORT, ${doc.sessions} client sessions), ${doc.hostCpus} CPUs on this host`,
-    `cores = CPU used (1 = one core busy): ingress = primary + workers, receivers = gcp + azure replicators; machine% = all cores`,
+    `cores = CPU used (1 = one core busy): ingress = primary + workers, receivers = gcp + azure replicators; machine% = all cores;`,
+    `split % = share of the datagrams each ingress worker accepted (from the primary's /status)`,
     table(
       [
         [
@@ -79,6 +80,7 @@ export function renderScaling(doc: ScalingDoc): string {
           'ratio',
           'loss%',
           'ingress cores',
+          'split %',
           'ing-µs',
           'receiver cores',
           'loadgen cores',
@@ -94,6 +96,7 @@ export function renderScaling(doc: ScalingDoc): string {
         r.ratio === null ? '-' : `${r.ratio.toFixed(2)}x`,
         fmtPct(r.lossPct),
         fmtCores(r.ingressCores),
+        r.workerSharePct.map((v) => v.toFixed(0)).join('/'),
         fmtUs(r.ingressCpuUsPerDatagram),
         fmtCores(r.receiverCores),
         fmtCores(r.loadgenCores),

@@ -418,6 +418,7 @@ async function main(): Promise<void> {
       mode: s.mode,
       count: Math.max(s.sessionsActive.afterOpen, s.sessionsActive.afterRefresh),
       requested: s.requested,
+      workers: s.workers,
       note: s.note,
       bytesPerSession: s.bytesPerSessionIngress,
       heldDeliveredPerSec: s.held.deliveredPerSec,
@@ -489,7 +490,8 @@ async function main(): Promise<void> {
     });
   }
   for (const s of summary.sessions ?? []) {
-    const reduced = s.target < s.requested;
+    // Fewer sessions than asked (ephemeral ports), or spread over workers (fd limit): judge the projection.
+    const reduced = s.target < s.requested || s.workers > 1;
     // One-way sessions hold no socket: the goal is 1,000,000 in under 1 GiB. Reply sessions: 512 MB.
     const limitMb = s.mode === 'oneway' ? 1024 : 512;
     targets.push({
@@ -497,7 +499,7 @@ async function main(): Promise<void> {
       target: `< ${limitMb === 1024 ? '1 GiB' : `${limitMb} MB`}`,
       value:
         `${s.maxRssMb} MB max (${s.count.toLocaleString('en-US')} active, ~${s.bytesPerSession ?? '-'} B each` +
-        `${reduced ? `; only ${s.target} possible: ${s.note ?? ''}; ${s.projectedMb} MB projected at ${s.requested}` : ''})`,
+        `${reduced ? `; ${s.target < s.requested ? `only ${s.target} possible; ` : ''}${s.workers > 1 ? `${s.workers} worker processes; ` : ''}one process projected at ${s.requested}: ${s.projectedMb} MB` : ''})`,
       pass: reduced
         ? s.projectedMb === null
           ? null

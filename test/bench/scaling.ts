@@ -28,6 +28,8 @@ export interface ScalingRow {
   machineBusyPct: number;
   foreignCpuPct: number;
   ingressCpuUsPerDatagram: number | null;
+  /** Share (%) of the step's datagrams each ingress worker accepted (SO_REUSEPORT's spread); [100] for 1. */
+  workerSharePct: number[];
   /** deliveredPerSec / the same at the first worker count. */
   ratio: number | null;
   step: StepResult;
@@ -50,7 +52,12 @@ export async function runScaling(sh: Shared, o: ScalingOptions, lc: Lifecycle): 
     try {
       const base = { sessions: o.sessions, payloadBytes: o.payloadBytes };
       await runStep(sh, um, { ...base, label: 'warmup', rate: 10_000, durationMs: 1500, warmup: true });
+      const w0 = workers > 1 ? await um.workerIngress?.() : undefined;
       const s = await runStep(sh, um, { ...base, label: `w${workers}`, rate: 0, durationMs: o.durationMs });
+      const w1 = workers > 1 ? await um.workerIngress?.() : undefined;
+      const perWorker = w0 && w1 ? w1.map((v, i) => v - (w0[i] ?? 0)) : [1];
+      const all = perWorker.reduce((a, b) => a + b, 0);
+      const workerSharePct = perWorker.map((v) => (all > 0 ? Math.round((v / all) * 1000) / 10 : 0));
       const pct = (names: string[]): number | null => {
         const v = names.map((n) => s.usage.procs.find((p) => p.name === n)?.cpuPct);
         return v.every((x) => typeof x === 'number')
@@ -69,11 +76,12 @@ export async function runScaling(sh: Shared, o: ScalingOptions, lc: Lifecycle): 
         machineBusyPct: s.usage.machineBusyPct,
         foreignCpuPct: s.usage.foreignCpuPct,
         ingressCpuUsPerDatagram: s.cpuUsPerDatagram.ingress,
+        workerSharePct,
         ratio: null,
         step: s,
       });
       lc.log(
-        `scaling: workers ${workers}: delivered ${s.deliveredPerSec}/s (offered ${s.offeredPerSec}/s), ingress ${pct(['aws'])} cores`,
+        `scaling: workers ${workers}: delivered ${s.deliveredPerSec}/s (offered ${s.offeredPerSec}/s), ingress ${pct(['aws'])} cores, split ${workerSharePct.join('/')}%`,
       );
     } finally {
       await lc.stop(um);

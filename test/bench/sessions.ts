@@ -253,10 +253,15 @@ export async function sessionsStep(
         ]),
       ),
       bytesPerSessionIngress: perSession === null ? null : Math.round(perSession),
+      // With several workers the ingress's "before" holds several Node processes: project from one
+      // (the single-process gcp replicator's) instead, so the figure is that of one replicator process.
       projectedIngressRssMb:
         perSession === null || ingressBefore === null
           ? null
-          : Math.round(ingressBefore + (perSession * count) / 1024 / 1024),
+          : Math.round(
+              (workers > 1 ? (before.gcp ?? ingressBefore) : ingressBefore) +
+                (perSession * count) / 1024 / 1024,
+            ),
       ingressHeapUsedMb: {
         before: mb(c0[0]!.heapUsedBytes),
         afterOpen: mb(c1[0]!.heapUsedBytes),

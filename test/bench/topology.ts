@@ -110,6 +110,8 @@ export interface SystemUnderTest {
   lag(): Promise<number>;
   /** Undefined while every process runs; else which one ended and how. */
   dead(): string | undefined;
+  /** udpmesh with workers > 1 at the ingress: datagrams each ingress worker accepted so far (its /status). */
+  workerIngress?(): Promise<number[] | undefined>;
   stop(): Promise<void>;
 }
 
@@ -208,6 +210,15 @@ export async function startUdpmesh(shared: Shared, o: UdpmeshOptions): Promise<S
     lag: async () =>
       (await Promise.all(reps.map((r) => scrapeCounters(r.metricsUrl)))).reduce((a, c) => a + c.lag, 0),
     dead: () => [...exits.values()][0],
+    workerIngress: async () => {
+      const st = (await fetch(`${reps[0]!.httpBase}/status`).then((x) => x.json())) as {
+        workers?: Array<{ index: number; ingressDatagrams?: number }>;
+      };
+      return st.workers
+        ?.slice()
+        .sort((a, b) => a.index - b.index)
+        .map((w) => w.ingressDatagrams ?? 0);
+    },
     stop,
   };
 }
