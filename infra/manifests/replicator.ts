@@ -185,6 +185,9 @@ export function replicatorManifests<S>(
             runAsGroup: 10001,
             fsGroup: 10001,
             seccompProfile: { type: 'RuntimeDefault' },
+            // Reply mode holds one upstream socket (an ephemeral port) per client session: the default
+            // range (~28k ports) would cap sessions per pod. A namespaced, Kubernetes-"safe" sysctl.
+            sysctls: [{ name: 'net.ipv4.ip_local_port_range', value: '10240 65535' }],
           },
           affinity: {
             podAntiAffinity: {
