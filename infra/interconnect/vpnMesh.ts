@@ -191,15 +191,42 @@ export class Interconnect extends pulumi.ComponentResource {
     g: GcpSide,
   ): void {
     const n = `${name}-${link.name}`;
-    const conns = [0, 1].map((iface) => {
+    // The four AWS tunnel endpoints, in tunnel order.
+    const outside = this.awsVpnConnections(
+      n,
+      link,
+      keys,
+      a,
+      [0, 1].map((iface) => g.gateway.vpnInterfaces.apply((v) => v?.[iface]?.ipAddress ?? '')),
+    );
+    const ext = new gcp.compute.ExternalVpnGateway(
+      `${n}-extgw`,
+      {
+        name: `${link.name}-aws`,
+        redundancyType: 'FOUR_IPS_REDUNDANCY',
+        interfaces: outside.map((ipAddress, id) => ({ id, ipAddress })),
+      },
+      g.p,
+    );
+    // AWS (side a) always takes the first host of each /30; GCP (side b) the second.
+    link.tunnels.forEach((t) => this.gcpTunnel(n, t, keys[t.index], g, ext, link.aAsn, 'b'));
+  }
+
+  /**
+   * The AWS half of a link to a gateway with two public addresses: a customer gateway per remote address
+   * and a VPN connection (two tunnels) to each. Returns the four AWS tunnel endpoints in tunnel order.
+   */
+  private awsVpnConnections(
+    n: string,
+    link: VpnLinkPlan,
+    keys: pulumi.Output<string>[],
+    a: AwsSide,
+    remoteAddresses: pulumi.Output<string>[],
+  ): pulumi.Output<string>[] {
+    const conns = remoteAddresses.map((ipAddress, iface) => {
       const cgw = new aws.ec2.CustomerGateway(
         `${n}-cgw${iface}`,
-        {
-          bgpAsn: String(link.bAsn),
-          ipAddress: g.gateway.vpnInterfaces.apply((v) => v?.[iface]?.ipAddress ?? ''),
-          type: 'ipsec.1',
-          tags: { Name: `${n}-cgw${iface}` },
-        },
+        { bgpAsn: String(link.bAsn), ipAddress, type: 'ipsec.1', tags: { Name: `${n}-cgw${iface}` } },
         a.p,
       );
       const [t1, t2] = link.tunnels.filter((t) => t.bInterface === iface);
@@ -220,24 +247,7 @@ export class Interconnect extends pulumi.ComponentResource {
         { ...a.p, additionalSecretOutputs: ['tunnel1PresharedKey', 'tunnel2PresharedKey'] },
       );
     });
-    // The four AWS tunnel endpoints, in tunnel order.
-    const outside = [
-      conns[0].tunnel1Address,
-      conns[0].tunnel2Address,
-      conns[1].tunnel1Address,
-      conns[1].tunnel2Address,
-    ];
-    const ext = new gcp.compute.ExternalVpnGateway(
-      `${n}-extgw`,
-      {
-        name: `${link.name}-aws`,
-        redundancyType: 'FOUR_IPS_REDUNDANCY',
-        interfaces: outside.map((ipAddress, id) => ({ id, ipAddress })),
-      },
-      g.p,
-    );
-    // AWS (side a) always takes the first host of each /30; GCP (side b) the second.
-    link.tunnels.forEach((t) => this.gcpTunnel(n, t, keys[t.index], g, ext, link.aAsn, 'b'));
+    return conns.flatMap((c) => [c.tunnel1Address, c.tunnel2Address]);
   }
 
   /** AWS <-> Azure: 2 customer gateways (Azure instance public IPs), 2 VPN connections, 4 local network gateways + connections. */
@@ -249,41 +259,13 @@ export class Interconnect extends pulumi.ComponentResource {
     z: AzureSide,
   ): void {
     const n = `${name}-${link.name}`;
-    const conns = [0, 1].map((inst) => {
-      const cgw = new aws.ec2.CustomerGateway(
-        `${n}-cgw${inst}`,
-        {
-          bgpAsn: String(link.bAsn),
-          ipAddress: z.publicIps[inst].ipAddress.apply((ip) => ip ?? ''),
-          type: 'ipsec.1',
-          tags: { Name: `${n}-cgw${inst}` },
-        },
-        a.p,
-      );
-      const [t1, t2] = link.tunnels.filter((t) => t.bInterface === inst);
-      return new aws.ec2.VpnConnection(
-        `${n}-vpn${inst}`,
-        {
-          vpnGatewayId: a.vgw.id,
-          customerGatewayId: cgw.id,
-          type: 'ipsec.1',
-          staticRoutesOnly: false,
-          tunnel1InsideCidr: t1.insideCidr,
-          tunnel2InsideCidr: t2.insideCidr,
-          tunnel1PresharedKey: keys[t1.index],
-          tunnel2PresharedKey: keys[t2.index],
-          tunnel1IkeVersions: ['ikev2'],
-          tunnel2IkeVersions: ['ikev2'],
-        },
-        { ...a.p, additionalSecretOutputs: ['tunnel1PresharedKey', 'tunnel2PresharedKey'] },
-      );
-    });
-    const outside = [
-      conns[0].tunnel1Address,
-      conns[0].tunnel2Address,
-      conns[1].tunnel1Address,
-      conns[1].tunnel2Address,
-    ];
+    const outside = this.awsVpnConnections(
+      n,
+      link,
+      keys,
+      a,
+      [0, 1].map((inst) => z.publicIps[inst].ipAddress.apply((ip) => ip ?? '')),
+    );
     link.tunnels.forEach((t) => this.azureConnection(n, t, keys[t.index], z, outside[t.index], link.aAsn));
   }
 

@@ -20,6 +20,7 @@ import {
 import { protocolParams, type ProtocolParams } from '../../../replicator/protocol/params.ts';
 import { PeerLink, type PeerEndpoint } from '../../../replicator/replication/peerLink.ts';
 import { fuzz, fuzzTimeout } from './fuzzRuns.ts';
+import { mulberry32 } from '../../harness/prng.ts';
 
 const EPOCH = 7;
 const SENDER = 'aws/r-0';
@@ -84,17 +85,8 @@ function payload(n: number, size = 100): Buffer {
   return b;
 }
 
-/** mulberry32: a tiny seeded PRNG so a failing simulation replays from its fast-check seed. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** A seeded PRNG so a failing simulation replays from its fast-check seed. */
+const prng = mulberry32;
 
 describe('replication/peerLink', function () {
   this.timeout(fuzzTimeout(60_000));
