@@ -209,7 +209,9 @@ export class Replicator {
 
     this.listeners = await bindListeners(cfg.ingress.addresses, cfg.ingress.ports, this.reusePort);
     for (const l of this.listeners) {
-      l.socket.on('message', (msg, rinfo) => this.onClientDatagram(l.socket, msg, rinfo));
+      // Clients of different ingress sockets are different sessions; the first socket needs no prefix.
+      const prefix = l === this.listeners[0] ? '' : `${this.listeners.indexOf(l)}/`;
+      l.socket.on('message', (msg, rinfo) => this.onClientDatagram(l.socket, prefix, msg, rinfo));
       l.socket.on('error', (err) =>
         this.log.error({ err: err.message, port: l.port }, 'ingress socket error'),
       );
@@ -254,13 +256,13 @@ export class Replicator {
 
   // ---------------------------------------------------------------- ingress (the per-datagram path)
 
-  private onClientDatagram(listener: Socket, msg: Buffer, rinfo: RemoteInfo): void {
+  private onClientDatagram(listener: Socket, keyPrefix: string, msg: Buffer, rinfo: RemoteInfo): void {
     const now = performance.now();
     if (msg.length > this.cfg.ingress.maxPayloadBytes) {
       this.drop(DropReason.Oversize);
       return;
     }
-    const key = `${listener === this.listeners[0]?.socket ? '' : this.listenerIndex(listener)}${rinfo.address}|${rinfo.port}`;
+    const key = `${keyPrefix}${rinfo.address}|${rinfo.port}`;
     let s = this.table.get(key);
     if (s === undefined) {
       if (this.draining || !this.ready) {
@@ -301,10 +303,6 @@ export class Replicator {
       this.flushScheduled = true;
       setImmediate(this.flushLinks);
     }
-  }
-
-  private listenerIndex(socket: Socket): string {
-    return `${this.listeners.findIndex((l) => l.socket === socket)}/`;
   }
 
   /** Frames are built once per event-loop turn, so datagrams that arrived together share frames. */
