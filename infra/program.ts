@@ -83,6 +83,9 @@ export class UdpmeshEstate extends pulumi.ComponentResource {
 
 export async function udpmeshProgram(options: UdpmeshProgramOptions = {}): Promise<UdpmeshProgramOutputs> {
   const spec = options.spec ?? readStackConfig();
+  // One line in every preview/up: the config passed validation and the program is registering the estate
+  // (the real-engine tests look for it to tell program errors from absent provider plugins).
+  void pulumi.log.info(`udpmesh: stack config valid; clouds: ${enabledClouds(spec).join(', ')}`);
   const estate = new UdpmeshEstate(spec.mesh, spec, { transformations: options.transformations });
   return estate.outputs;
 }
