@@ -49,7 +49,7 @@ describe(`integration: session identity at every backend (sessionIdentity ${MODE
     for (const cloud of ['aws', 'gcp', 'azure']) {
       const log = await mesh.node(cloud).backend.snapshot();
       assertExactlyOnceInOrder(`${cloud} backend`, log.report(run.expected), diag);
-      const multi = run.sessionIds.filter((s) => log.sourcesOf(s) !== 1);
+      const multi: number[] = run.sessionIds.filter((s) => log.sourcesOf(s) !== 1);
       assert.deepEqual(multi, [], `${cloud}: sessions that arrived from more than one source`);
       assert.equal(log.sourceCount, run.sessionIds.length, `${cloud}: one source of its own per session`);
     }
