@@ -15,7 +15,11 @@ describe('Pulumi.yaml config declarations', () => {
   it('are exactly the ones derived from the stack config schema (run `npm run config:sync` to fix)', () => {
     const text = readFileSync(projectFile, 'utf8');
     const declared = (YAML.parse(text) as { config: unknown }).config;
-    assert.deepEqual(declared, projectConfigDeclarations(), 'Pulumi.yaml is out of sync with infra/config/schema.ts');
+    assert.deepEqual(
+      declared,
+      projectConfigDeclarations(),
+      'Pulumi.yaml is out of sync with infra/config/schema.ts',
+    );
     // The rewrite keeps everything else in the file.
     const { config: _a, ...rest } = YAML.parse(text) as Record<string, unknown>;
     const { config: _b, ...restAfter } = YAML.parse(syncProjectFile(text)) as Record<string, unknown>;
