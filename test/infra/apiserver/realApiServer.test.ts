@@ -155,6 +155,12 @@ describe('infra manifests and the status reporter against a real kube-apiserver'
             `the API server rejected ${rejections.length} of ${objects.length} objects:\n${formatRejections(rejections)}`,
           );
           for (const o of objects) assert.ok(await applier.get(o), `${objectId(o)} is stored`);
+          const warnings = applier.warnings.splice(0);
+          assert.deepEqual(
+            warnings,
+            [],
+            `the API server accepted with warnings:\n${warnings.map((w) => `  ${w.object}: ${w.warning}`).join('\n')}`,
+          );
         });
 
         it('stores the UdpReplicator spec whole (the structural schema prunes none of its fields)', async () => {
