@@ -28,7 +28,7 @@ fail() {
 	log "FAILED at step '$STEP': $*"
 	exit 1
 }
-trap 'rc=$?; if [ $rc -ne 0 ]; then log "FAILED at step '"'"'$STEP'"'"' (exit $rc). Re-run to resume: finished steps are cached (module cache, build cache). Try: go env GOPROXY (must reach the Go module proxy); df -h \"$CACHE_ROOT\" (a build needs ~3 GiB in the Go caches); UDPMESH_KUBE_APISERVER_VERSION=<other version listed by the proxy>."; fi' EXIT
+trap 'rc=$?; if [ $rc -ne 0 ]; then log "FAILED at step '"'"'$STEP'"'"' (exit $rc). Re-run to resume: finished steps are cached (module cache, build cache). Try: go env GOPROXY (must reach the Go module proxy); df -h \"$CACHE_ROOT\" (a cold build fills several GiB of Go module and build caches); UDPMESH_KUBE_APISERVER_VERSION=<other version listed by the proxy>."; fi' EXIT
 
 [[ "$VERSION" =~ ^v1\.([0-9]+)\.([0-9]+)$ ]] || fail "version '$VERSION' is not of the form v1.N.M"
 MINOR="${BASH_REMATCH[1]}"
@@ -40,6 +40,8 @@ if [ -x "$BIN" ] && "$BIN" --version 2>/dev/null | grep -qx "Kubernetes $VERSION
 fi
 
 STEP="check go"
+# A Go installed from the upstream tarball is often not on a non-login shell's PATH.
+if ! command -v go >/dev/null && [ -x /usr/local/go/bin/go ]; then export PATH="$PATH:/usr/local/go/bin"; fi
 command -v go >/dev/null || fail "go is not on PATH (install Debian's golang-go or a Go toolchain >= the release's go directive)"
 log "go: $(go version); GOPROXY=$(go env GOPROXY)"
 

@@ -147,7 +147,21 @@ describe('infra manifests and the status reporter against a real kube-apiserver'
 
         it('server-side applies every rendered object, and the API server accepts each one', async function () {
           this.timeout(60_000);
-          assert.ok(replicator, 'the rendered manifests have a UdpReplicator');
+          const kinds = new Set(objects.map((o) => o.kind));
+          for (const kind of [
+            'CustomResourceDefinition',
+            'UdpReplicator',
+            'ServiceAccount',
+            'Role',
+            'RoleBinding',
+            'NetworkPolicy',
+            'HorizontalPodAutoscaler',
+            'PodDisruptionBudget',
+            'Service',
+            'StatefulSet',
+            'Deployment',
+          ])
+            assert.ok(kinds.has(kind), `the rendered manifests have a ${kind}`);
           const rejections = await applyAll(applier, objects);
           assert.deepEqual(
             rejections,
