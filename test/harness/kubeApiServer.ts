@@ -64,6 +64,8 @@ export interface KubeRequestOptions {
   contentType?: string;
   /** Bearer token; defaults to the admin token. */
   token?: string;
+  /** Accept header (default application/json), e.g. for server-side Table printing. */
+  accept?: string;
 }
 
 export interface KubeApiServer {
@@ -221,7 +223,7 @@ export async function startKubeApiServer(opts: KubeApiServerOptions): Promise<Ku
         const body =
           ro.body === undefined ? undefined : typeof ro.body === 'string' ? ro.body : JSON.stringify(ro.body);
         const headers: Record<string, string | number> = {
-          accept: 'application/json',
+          accept: ro.accept ?? 'application/json',
           authorization: `Bearer ${ro.token ?? adminToken}`,
         };
         if (body !== undefined) {

@@ -217,6 +217,19 @@ describe('infra manifests and the status reporter against a real kube-apiserver'
           assert.equal(status.reporter, 'pod-under-test');
           assert.match(String(status.observedAt), /^\d{4}-\d{2}-\d{2}T/);
           assert.deepEqual(stored?.spec, replicator.spec, 'a status patch leaves the spec alone');
+          // The CRD's printer columns (`kubectl get udpr`) point at real fields: the server renders them.
+          const table = await server().request('GET', statusPath.replace(/\/status$/, ''), {
+            accept: 'application/json;as=Table;v=v1;g=meta.k8s.io',
+          });
+          assert.equal(table.status, 200, table.text);
+          const columns = (table.json?.columnDefinitions as { name: string }[]).map((c) => c.name);
+          const cells = (table.json?.rows as { cells: unknown[] }[])[0].cells;
+          const row = Object.fromEntries(columns.map((c, i) => [c, cells[i]]));
+          const spec = replicator.spec as { cloud: string; replicas: number };
+          assert.deepEqual(
+            { Cloud: row.Cloud, Replicas: row.Replicas, Sessions: row.Sessions, Etcd: row.Etcd },
+            { Cloud: spec.cloud, Replicas: spec.replicas, Sessions: 42, Etcd: true },
+          );
           // Least privilege: the same token may not change the spec.
           const specPatch = await server().request('PATCH', statusPath.replace(/\/status$/, ''), {
             token,
