@@ -23,6 +23,7 @@ import { startStatusReporter } from '../../../replicator/k8s/statusReporter.ts';
 import { startEtcdCluster, type EtcdCluster } from '../../../replicator/local/etcdCluster.ts';
 import { KubeApplier, objectId, type ManifestObject, type Rejection } from '../../harness/kubeApply.ts';
 import { findKubeApiServer, startKubeApiServer, type KubeApiServer } from '../../harness/kubeApiServer.ts';
+import { waitFor } from '../../harness/wait.ts';
 
 const STACKS = readdirSync('.')
   .map((f) => /^Pulumi\.(.+)\.yaml$/.exec(f)?.[1])
@@ -187,6 +188,35 @@ describe('infra manifests and the status reporter against a real kube-apiserver'
         it("the status reporter, with a token of the replicator's ServiceAccount, patches its UdpReplicator's status", async () => {
           assert.ok(replicator && serviceAccount, 'the replicator Deployment names its ServiceAccount');
           const token = await server().serviceAccountToken(namespace, serviceAccount);
+          // The RBAC authorizer reads Roles through an informer: wait (bounded) until it has seen the
+          // ones just applied, asking it with the same token. A Role that never grants this times out.
+          await waitFor(
+            async () => {
+              const r = await server().request(
+                'POST',
+                '/apis/authorization.k8s.io/v1/selfsubjectaccessreviews',
+                {
+                  token,
+                  body: {
+                    apiVersion: 'authorization.k8s.io/v1',
+                    kind: 'SelfSubjectAccessReview',
+                    spec: {
+                      resourceAttributes: {
+                        group: 'udpmesh.io',
+                        resource: 'udpreplicators',
+                        subresource: 'status',
+                        verb: 'patch',
+                        namespace,
+                        name: replicator.metadata.name,
+                      },
+                    },
+                  },
+                },
+              );
+              return (r.json?.status as { allowed?: boolean } | undefined)?.allowed === true;
+            },
+            { timeoutMs: 10_000, what: `RBAC lets ${serviceAccount} patch udpreplicators/status` },
+          );
           const logs: string[] = [];
           const reporter = startStatusReporter({
             name: replicator.metadata.name,
