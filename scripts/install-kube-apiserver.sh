@@ -28,7 +28,13 @@ fail() {
 	log "FAILED at step '$STEP': $*"
 	exit 1
 }
-trap 'rc=$?; if [ $rc -ne 0 ]; then log "FAILED at step '"'"'$STEP'"'"' (exit $rc). Re-run to resume: finished steps are cached (module cache, build cache). Try: go env GOPROXY (must reach the Go module proxy); df -h \"$CACHE_ROOT\" (a build needs ~3 GiB in the Go caches); UDPMESH_KUBE_APISERVER_VERSION=<other version listed by the proxy>."; fi' EXIT
+on_exit() {
+	local rc=$?
+	[ "$rc" -eq 0 ] && return
+	log "FAILED at step '$STEP' (exit $rc). Re-run to resume: finished steps are cached (module cache, build cache)."
+	log "Try: go env GOPROXY (must reach the Go module proxy); df -h \"$CACHE_ROOT\" (a cold build fills several GiB of Go caches); UDPMESH_KUBE_APISERVER_VERSION=<another version the proxy lists>."
+}
+trap on_exit EXIT
 
 [[ "$VERSION" =~ ^v1\.([0-9]+)\.([0-9]+)$ ]] || fail "version '$VERSION' is not of the form v1.N.M"
 MINOR="${BASH_REMATCH[1]}"
@@ -40,6 +46,8 @@ if [ -x "$BIN" ] && "$BIN" --version 2>/dev/null | grep -qx "Kubernetes $VERSION
 fi
 
 STEP="check go"
+# A Go installed from the upstream tarball is often not on a non-login shell's PATH.
+if ! command -v go >/dev/null && [ -x /usr/local/go/bin/go ]; then export PATH="$PATH:/usr/local/go/bin"; fi
 command -v go >/dev/null || fail "go is not on PATH (install Debian's golang-go or a Go toolchain >= the release's go directive)"
 log "go: $(go version); GOPROXY=$(go env GOPROXY)"
 
@@ -95,7 +103,7 @@ for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
 	LDFLAGS+=" -X $pkg.gitCommit=${GIT_COMMIT:-unknown} -X $pkg.gitTreeState=clean -X $pkg.buildDate=$BUILD_DATE"
 done
 TOTAL="$(cd "$SRC" && go list -deps k8s.io/kubernetes/cmd/kube-apiserver | wc -l)"
-log "step 3/4: compiling $TOTAL packages (cold on 2 cores: 15-25 min; warm: under a minute)"
+log "step 3/4: compiling $TOTAL packages (cold: about 8 CPU-minutes, 5-25 min on 2 cores depending on load; warm: seconds)"
 start=$(date +%s)
 # -v names each package as it is compiled (not those found in the build cache): a progress count every 50.
 if ! (cd "$SRC" && CGO_ENABLED=0 go build -v -trimpath -ldflags "$LDFLAGS" -o "$BIN.tmp" k8s.io/kubernetes/cmd/kube-apiserver 2>&1) |

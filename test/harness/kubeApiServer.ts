@@ -54,6 +54,8 @@ export interface KubeResponse {
   text: string;
   /** The parsed JSON body, or undefined when the body is not JSON. */
   json: Record<string, unknown> | undefined;
+  /** The server's Warning headers (deprecations, questionable values it still accepted). */
+  warnings: string[];
 }
 
 export interface KubeRequestOptions {
@@ -62,6 +64,8 @@ export interface KubeRequestOptions {
   contentType?: string;
   /** Bearer token; defaults to the admin token. */
   token?: string;
+  /** Accept header (default application/json), e.g. for server-side Table printing. */
+  accept?: string;
 }
 
 export interface KubeApiServer {
@@ -188,6 +192,8 @@ export async function startKubeApiServer(opts: KubeApiServerOptions): Promise<Ku
       `--etcd-servers=${opts.etcdEndpoints.join(',')}`,
       `--bind-address=127.0.0.1`,
       `--advertise-address=127.0.0.1`,
+      // The `kubernetes` Service's endpoints may not be loopback, and nothing here needs them.
+      `--endpoint-reconciler-type=none`,
       `--secure-port=${port}`,
       `--cert-dir=${dir}`,
       `--tls-cert-file=${join(dir, 'serving.crt')}`,
@@ -217,7 +223,7 @@ export async function startKubeApiServer(opts: KubeApiServerOptions): Promise<Ku
         const body =
           ro.body === undefined ? undefined : typeof ro.body === 'string' ? ro.body : JSON.stringify(ro.body);
         const headers: Record<string, string | number> = {
-          accept: 'application/json',
+          accept: ro.accept ?? 'application/json',
           authorization: `Bearer ${ro.token ?? adminToken}`,
         };
         if (body !== undefined) {
@@ -235,7 +241,9 @@ export async function startKubeApiServer(opts: KubeApiServerOptions): Promise<Ku
             } catch {
               json = undefined;
             }
-            resolve({ status: res.statusCode ?? 0, text, json });
+            const w = res.headers.warning;
+            const warnings = w === undefined ? [] : Array.isArray(w) ? w : [w];
+            resolve({ status: res.statusCode ?? 0, text, json, warnings });
           });
           res.on('error', reject);
         });

@@ -12,6 +12,12 @@ export interface ManifestObject {
   [k: string]: unknown;
 }
 
+export interface Warning {
+  /** kind/namespace/name */
+  object: string;
+  warning: string;
+}
+
 export interface Rejection {
   /** kind/namespace/name */
   object: string;
@@ -37,6 +43,8 @@ function groupVersionPath(apiVersion: string): string {
 
 export class KubeApplier {
   private readonly discovery = new Map<string, Map<string, ResourceInfo>>();
+  /** Every Warning header the server sent on an accepted apply. */
+  readonly warnings: Warning[] = [];
 
   constructor(
     private readonly api: KubeApiServer,
@@ -74,13 +82,22 @@ export class KubeApplier {
     } catch (err) {
       return { object: objectId(o), status: 0, reason: 'NotServed', message: (err as Error).message };
     }
-    const q = new URLSearchParams({ fieldManager: this.fieldManager, force: 'true' });
+    // fieldValidation=Strict, as `kubectl apply --server-side` sends it: unknown or duplicate fields are
+    // errors, not warnings (the server's default for requests without it is to warn and drop them).
+    const q = new URLSearchParams({
+      fieldManager: this.fieldManager,
+      force: 'true',
+      fieldValidation: 'Strict',
+    });
     if (opts.dryRun) q.set('dryRun', 'All');
     const r = await this.api.request('PATCH', `${path}?${q}`, {
       body: o,
       contentType: 'application/apply-patch+yaml',
     });
-    if (r.status === 200 || r.status === 201) return undefined;
+    if (r.status === 200 || r.status === 201) {
+      for (const warning of r.warnings) this.warnings.push({ object: objectId(o), warning });
+      return undefined;
+    }
     return {
       object: objectId(o),
       status: r.status,
@@ -96,6 +113,7 @@ export class KubeApplier {
 
   /** Deletes the object (background propagation: no finalizer, gone at once with no controllers). */
   async delete(o: ManifestObject): Promise<void> {
+    if (!(await this.resource(o.apiVersion, o.kind))) return; // kind not served: nothing can exist
     const r = await this.api.request('DELETE', `${await this.path(o)}?propagationPolicy=Background`);
     if (r.status !== 200 && r.status !== 202 && r.status !== 404)
       throw new Error(`DELETE ${objectId(o)}: HTTP ${r.status} ${r.text}`);

@@ -23,6 +23,7 @@ import { startStatusReporter } from '../../../replicator/k8s/statusReporter.ts';
 import { startEtcdCluster, type EtcdCluster } from '../../../replicator/local/etcdCluster.ts';
 import { KubeApplier, objectId, type ManifestObject, type Rejection } from '../../harness/kubeApply.ts';
 import { findKubeApiServer, startKubeApiServer, type KubeApiServer } from '../../harness/kubeApiServer.ts';
+import { waitFor } from '../../harness/wait.ts';
 
 const STACKS = readdirSync('.')
   .map((f) => /^Pulumi\.(.+)\.yaml$/.exec(f)?.[1])
@@ -147,7 +148,21 @@ describe('infra manifests and the status reporter against a real kube-apiserver'
 
         it('server-side applies every rendered object, and the API server accepts each one', async function () {
           this.timeout(60_000);
-          assert.ok(replicator, 'the rendered manifests have a UdpReplicator');
+          const kinds = new Set(objects.map((o) => o.kind));
+          for (const kind of [
+            'CustomResourceDefinition',
+            'UdpReplicator',
+            'ServiceAccount',
+            'Role',
+            'RoleBinding',
+            'NetworkPolicy',
+            'HorizontalPodAutoscaler',
+            'PodDisruptionBudget',
+            'Service',
+            'StatefulSet',
+            'Deployment',
+          ])
+            assert.ok(kinds.has(kind), `the rendered manifests have a ${kind}`);
           const rejections = await applyAll(applier, objects);
           assert.deepEqual(
             rejections,
@@ -155,6 +170,12 @@ describe('infra manifests and the status reporter against a real kube-apiserver'
             `the API server rejected ${rejections.length} of ${objects.length} objects:\n${formatRejections(rejections)}`,
           );
           for (const o of objects) assert.ok(await applier.get(o), `${objectId(o)} is stored`);
+          const warnings = applier.warnings.splice(0);
+          assert.deepEqual(
+            warnings,
+            [],
+            `the API server accepted with warnings:\n${warnings.map((w) => `  ${w.object}: ${w.warning}`).join('\n')}`,
+          );
         });
 
         it('stores the UdpReplicator spec whole (the structural schema prunes none of its fields)', async () => {
@@ -167,6 +188,35 @@ describe('infra manifests and the status reporter against a real kube-apiserver'
         it("the status reporter, with a token of the replicator's ServiceAccount, patches its UdpReplicator's status", async () => {
           assert.ok(replicator && serviceAccount, 'the replicator Deployment names its ServiceAccount');
           const token = await server().serviceAccountToken(namespace, serviceAccount);
+          // The RBAC authorizer reads Roles through an informer: wait (bounded) until it has seen the
+          // ones just applied, asking it with the same token. A Role that never grants this times out.
+          await waitFor(
+            async () => {
+              const r = await server().request(
+                'POST',
+                '/apis/authorization.k8s.io/v1/selfsubjectaccessreviews',
+                {
+                  token,
+                  body: {
+                    apiVersion: 'authorization.k8s.io/v1',
+                    kind: 'SelfSubjectAccessReview',
+                    spec: {
+                      resourceAttributes: {
+                        group: 'udpmesh.io',
+                        resource: 'udpreplicators',
+                        subresource: 'status',
+                        verb: 'patch',
+                        namespace,
+                        name: replicator.metadata.name,
+                      },
+                    },
+                  },
+                },
+              );
+              return (r.json?.status as { allowed?: boolean } | undefined)?.allowed === true;
+            },
+            { timeoutMs: 10_000, what: `RBAC lets ${serviceAccount} patch udpreplicators/status` },
+          );
           const logs: string[] = [];
           const reporter = startStatusReporter({
             name: replicator.metadata.name,
@@ -197,6 +247,19 @@ describe('infra manifests and the status reporter against a real kube-apiserver'
           assert.equal(status.reporter, 'pod-under-test');
           assert.match(String(status.observedAt), /^\d{4}-\d{2}-\d{2}T/);
           assert.deepEqual(stored?.spec, replicator.spec, 'a status patch leaves the spec alone');
+          // The CRD's printer columns (`kubectl get udpr`) point at real fields: the server renders them.
+          const table = await server().request('GET', statusPath.replace(/\/status$/, ''), {
+            accept: 'application/json;as=Table;v=v1;g=meta.k8s.io',
+          });
+          assert.equal(table.status, 200, table.text);
+          const columns = (table.json?.columnDefinitions as { name: string }[]).map((c) => c.name);
+          const cells = (table.json?.rows as { cells: unknown[] }[])[0].cells;
+          const row = Object.fromEntries(columns.map((c, i) => [c, cells[i]]));
+          const spec = replicator.spec as { cloud: string; replicas: number };
+          assert.deepEqual(
+            { Cloud: row.Cloud, Replicas: row.Replicas, Sessions: row.Sessions, Etcd: row.Etcd },
+            { Cloud: spec.cloud, Replicas: spec.replicas, Sessions: 42, Etcd: true },
+          );
           // Least privilege: the same token may not change the spec.
           const specPatch = await server().request('PATCH', statusPath.replace(/\/status$/, ''), {
             token,
