@@ -1,31 +1,11 @@
-#!/usr/bin/env -S node --import tsx
-// Entry point of the `udpmesh` CLI (`npm run udpmesh -- stack up dev --spec dev.yaml`). See cli/main.ts.
-import { loadConfig } from './config.ts';
-import { runCli } from './cli/main.ts';
-import { PulumiEngine } from './pulumiEngine.ts';
-
-const config = loadConfig();
-const controller = new AbortController();
-let interrupts = 0;
-process.on('SIGINT', () => {
-  interrupts++;
-  if (interrupts === 1) {
-    process.stderr.write('\ncancelling (Pulumi stops gracefully; press Ctrl-C again to exit now)\n');
-    controller.abort();
-  } else process.exit(130);
+// Entry point of the udpmesh CLI: npm run -s udpmesh -- <command> or node dist/automation/cli.js.
+// node:sqlite prints an ExperimentalWarning on every start; it is noise for operators and breaks
+// TOKEN=$(udpmesh token create ...) captures, so that one warning is dropped (others still print)
+// before the real entry point (and with it node:sqlite) is loaded.
+process.removeAllListeners('warning');
+process.on('warning', (w) => {
+  if (w.name === 'ExperimentalWarning' && /SQLite/.test(w.message)) return;
+  process.stderr.write(`${w.name}: ${w.message}\n`);
 });
-
-const code = await runCli(process.argv.slice(2), {
-  engine: () =>
-    new PulumiEngine({
-      stateDir: config.stateDir,
-      projectDir: config.projectDir,
-      ...(config.backendUrl ? { backendUrl: config.backendUrl } : {}),
-      ...(config.pulumiRoot ? { pulumiRoot: config.pulumiRoot } : {}),
-      ...(config.secretsProvider ? { secretsProvider: config.secretsProvider } : {}),
-    }),
-  dbFile: config.dbFile,
-  io: { stdout: (s) => process.stdout.write(s), stderr: (s) => process.stderr.write(s) },
-  signal: controller.signal,
-});
-process.exitCode = code;
+await import('./cliMain.ts');
+export {};

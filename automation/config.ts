@@ -1,10 +1,21 @@
 // Settings of the service and the CLI, from the environment (validated; a bad value fails fast).
+import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
 
-/** The repository root (holds Pulumi.yaml and infra/). */
-export const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+/**
+ * The repository root (holds Pulumi.yaml and infra/): the nearest ancestor of this file with a
+ * Pulumi.yaml, so it is right both from sources (automation/) and compiled (dist/automation/).
+ */
+export const REPO_ROOT = findRoot(path.dirname(fileURLToPath(import.meta.url)));
+
+function findRoot(from: string): string {
+  for (let dir = from; ; dir = path.dirname(dir)) {
+    if (existsSync(path.join(dir, 'Pulumi.yaml'))) return dir;
+    if (path.dirname(dir) === dir) return path.resolve(from, '..');
+  }
+}
 
 const schema = z.object({
   UDPMESH_HOST: z.string().min(1).default('127.0.0.1'),

@@ -55,6 +55,11 @@ export interface DestroyOptions {
 }
 
 export interface StackEngine {
+  /**
+   * Resolves when operations can run (e.g. the Pulumi CLI is present and recent enough); rejects
+   * with the typed error otherwise. The service checks it before accepting a job (503).
+   */
+  ready?(): Promise<void>;
   up(stack: string, spec: StackConfig, ctx?: OperationContext): Promise<OperationResult>;
   preview(stack: string, spec: StackConfig, ctx?: OperationContext): Promise<OperationResult>;
   refresh(stack: string, ctx?: OperationContext): Promise<OperationResult>;

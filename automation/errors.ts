@@ -10,7 +10,8 @@ export type AutomationErrorCode =
   | 'engine_failure'
   | 'pulumi_cli_missing'
   | 'pulumi_cli_too_old'
-  | 'cancelled';
+  | 'cancelled'
+  | 'confirmation_required';
 
 export abstract class AutomationError extends Error {
   abstract readonly code: AutomationErrorCode;
@@ -59,15 +60,19 @@ export class StackNotFoundError extends AutomationError {
 
 export class StackBusyError extends AutomationError {
   readonly code = 'stack_busy' as const;
-  /** The job holding the stack, when the busy stack is held by this service. */
+  /** The job holding the stack, when the busy stack is held by this service or the CLI. */
   constructor(
     readonly stackName: string,
     readonly runningJobId?: string,
     detail?: string,
+    /** The holder's status: queued, running or cancelling. */
+    readonly holderStatus?: string,
   ) {
     super(
       `stack ${JSON.stringify(stackName)} is busy: ${
-        runningJobId ? `job ${runningJobId} is running on it` : (detail ?? 'another update is in progress')
+        runningJobId
+          ? `job ${runningJobId} is ${holderStatus ?? 'running'} on it`
+          : (detail ?? 'another update is in progress')
       }`,
     );
     this.name = 'StackBusyError';
@@ -136,6 +141,22 @@ export class CancelledError extends AutomationError {
   constructor(message = 'operation cancelled') {
     super(message);
     this.name = 'CancelledError';
+  }
+}
+
+/** An update whose preview replaces clusters or networks, sent without confirmReplace. */
+export class ConfirmationRequiredError extends AutomationError {
+  readonly code = 'confirmation_required' as const;
+  constructor(readonly replacements: { urn: string; resourceType: string; op: string }[]) {
+    super(
+      `the update would replace ${replacements.length} cluster or network resource(s): ` +
+        `${replacements.map((r) => r.urn.split('::').pop()).join(', ')}; ` +
+        'send the operation again with confirmReplace: true to apply it',
+    );
+    this.name = 'ConfirmationRequiredError';
+  }
+  override toJSON() {
+    return { code: this.code, message: this.message, details: { replacements: this.replacements } };
   }
 }
 

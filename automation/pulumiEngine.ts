@@ -9,7 +9,7 @@
 // between concurrent stacks, which has been a source of cross-talk, whereas a local program gets a
 // fresh process per update and exercises exactly the code path `pulumi up` in infra/ does.
 import { execFile } from 'node:child_process';
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { access, chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import YAML from 'yaml';
@@ -95,6 +95,10 @@ export class PulumiEngine implements StackEngine {
     return this.cli;
   }
 
+  async ready(): Promise<void> {
+    await this.pulumiCommand();
+  }
+
   workDir(stack: string): string {
     return path.join(this.opts.stateDir, 'stacks', assertStackName(stack));
   }
@@ -161,7 +165,7 @@ export class PulumiEngine implements StackEngine {
   }
 
   async outputs(stack: string): Promise<StackOutputs> {
-    const s = await this.select(stack);
+    const s = await this.select(stack, 'read');
     try {
       return redactOutputs(await s.outputs());
     } catch (err) {
@@ -185,7 +189,7 @@ export class PulumiEngine implements StackEngine {
   }
 
   async history(stack: string, opts: { pageSize?: number; page?: number } = {}): Promise<HistoryEntry[]> {
-    const s = await this.select(stack);
+    const s = await this.select(stack, 'read');
     try {
       // showSecrets=false; config and environment are not returned at all.
       const h = await s.history(opts.pageSize, opts.page, false);
@@ -250,8 +254,20 @@ export class PulumiEngine implements StackEngine {
     }
   }
 
-  private async select(stackName: string): Promise<Stack> {
-    const ws = await this.workspace(this.workDir(stackName));
+  /**
+   * Selects an existing stack. Reads (`read`) never create a work dir: a stack without one (unknown,
+   * or made elsewhere) is read through the shared project dir, so a GET for an unknown stack leaves
+   * nothing behind.
+   */
+  private async select(stackName: string, purpose: 'operate' | 'read' = 'operate'): Promise<Stack> {
+    const own = this.workDir(stackName);
+    const exists = await access(own).then(
+      () => true,
+      () => false,
+    );
+    const ws = await this.workspace(
+      purpose === 'read' && !exists ? path.join(this.opts.stateDir, 'project') : own,
+    );
     try {
       return await Stack.select(stackName, ws);
     } catch (err) {
@@ -288,7 +304,11 @@ export class PulumiEngine implements StackEngine {
   /** Prepares the work dir (writes its Pulumi.yaml) and checks the CLI. */
   private async workspace(workDir: string): Promise<LocalWorkspace> {
     const cli = await this.pulumiCommand();
-    await mkdir(workDir, { recursive: true });
+    // Work dirs hold stack config (and the CLI's stderr may land there): private to the service user.
+    await mkdir(this.opts.stateDir, { recursive: true, mode: 0o700 });
+    await chmod(this.opts.stateDir, 0o700);
+    await mkdir(workDir, { recursive: true, mode: 0o700 });
+    await chmod(workDir, 0o700);
     const project = projectFileFor(await this.rootProject(), this.opts.projectDir, workDir);
     await writeFileIfChanged(path.join(workDir, 'Pulumi.yaml'), YAML.stringify(project));
     return LocalWorkspace.create(this.wsOptions(workDir, cli));
@@ -404,19 +424,41 @@ export function mapError(
   if (err instanceof CommandError) {
     const result = (err as unknown as { commandResult?: { stderr?: string; code?: number } }).commandResult;
     const stderr = redactor.string(result?.stderr ?? '').trim();
-    const errors = diagnostics.filter((d) => d.severity === 'error');
-    const headline =
-      errors[0]?.message.split('\n')[0] ??
-      stderr.split('\n').find((l) => l.trim().length > 0) ??
-      'pulumi command failed';
-    return new EngineError(
-      `pulumi failed${result?.code !== undefined ? ` (exit ${result.code})` : ''}: ${headline}`,
-      diagnostics,
-      stderr.slice(-4000),
-    );
+    return engineErrorFrom(stderr, result?.code, diagnostics);
   }
   const message = err instanceof Error ? err.message : String(err);
   return new EngineError(redactor.string(message), diagnostics);
+}
+
+/**
+ * An EngineError that says what Pulumi said. The Automation API wraps a failed command as
+ * "Command failed with exit code N: <argv>\n<stderr>" with code -2; the real exit code and Pulumi's
+ * own `error:` lines are taken from that text (or from the engine's error diagnostics).
+ */
+export function engineErrorFrom(
+  stderr: string,
+  code: number | undefined,
+  diagnostics: EngineDiagnostic[],
+): EngineError {
+  const exit = /Command failed with exit code (\d+)/.exec(stderr);
+  const realCode = exit ? Number(exit[1]) : code;
+  const lines = stderr.split('\n');
+  const errorLines = lines
+    .map((l) => l.trim())
+    .filter((l) => /^error: /.test(l))
+    .map((l) => l.slice('error: '.length));
+  const diag = diagnostics.filter((d) => d.severity === 'error').map((d) => d.message.split('\n')[0]!);
+  const said = diag.length > 0 ? diag.slice(0, 1) : errorLines.slice(0, 3);
+  const headline =
+    said.length > 0
+      ? said.join('; ')
+      : (lines.find((l) => l.trim().length > 0 && !/^Command failed/.test(l))?.trim() ??
+        'pulumi command failed (no error output)');
+  return new EngineError(
+    `pulumi failed${realCode !== undefined && realCode >= 0 ? ` (exit ${realCode})` : ''}: ${headline}`,
+    diagnostics,
+    stderr.slice(-4000),
+  );
 }
 
 /** Finds the CLI and checks its version; throws PulumiCliError with install instructions. */

@@ -1,4 +1,5 @@
-// Wires the service together: database (recovering interrupted jobs), job runner, HTTP app.
+// Wires the service together: database (recovering interrupted jobs), job runner, HTTP app; and
+// the graceful stop (drain: 503 for new operations and /healthz, running jobs signalled).
 import type { AddressInfo } from 'node:net';
 import type { DatabaseSync } from 'node:sqlite';
 import type { Logger } from 'pino';
@@ -6,7 +7,7 @@ import { TokenStore } from './auth/tokens.ts';
 import type { StackEngine } from './engine.ts';
 import type { StackConfig } from './spec.ts';
 import { buildApp, type App } from './http/app.ts';
-import { openDatabase } from './jobs/db.ts';
+import { openDatabase, specKeyFor } from './jobs/db.ts';
 import { JobRunner } from './jobs/jobRunner.ts';
 import { JobStore } from './jobs/jobStore.ts';
 
@@ -22,6 +23,14 @@ export interface ServiceOptions {
   logger?: Logger;
   /** See JobRunnerOptions.secretsOf. */
   secretsOf?: (spec: StackConfig) => string[];
+  /** Jobs waiting at most (default 100); more get 429. */
+  maxQueued?: number;
+  /** See AppOptions. */
+  maxStreams?: number;
+  authRecheckMs?: number;
+  readConcurrency?: number;
+  readCacheMs?: number;
+  perTokenPerMinute?: number;
 }
 
 export interface Service {
@@ -39,13 +48,14 @@ export interface Service {
 
 export async function startService(opts: ServiceOptions): Promise<Service> {
   const db = openDatabase(opts.dbFile);
-  const store = new JobStore(db);
+  const store = new JobStore(db, { specKey: specKeyFor(opts.dbFile) });
   const recovered = store.recoverInterrupted();
   if (recovered.length > 0)
     opts.logger?.warn({ jobs: recovered }, 'jobs left running by the previous process marked interrupted');
   const tokens = new TokenStore(db);
   const runner = new JobRunner(store, opts.engine, {
     maxConcurrent: opts.maxConcurrent ?? 4,
+    maxQueued: opts.maxQueued ?? 100,
     ...(opts.logger ? { logger: opts.logger } : {}),
     ...(opts.secretsOf ? { secretsOf: opts.secretsOf } : {}),
   });
@@ -57,6 +67,19 @@ export async function startService(opts: ServiceOptions): Promise<Service> {
     ...(opts.logger ? { logger: opts.logger } : {}),
     ...(opts.bodyLimit ? { bodyLimit: opts.bodyLimit } : {}),
     ...(opts.heartbeatMs ? { heartbeatMs: opts.heartbeatMs } : {}),
+    ...(opts.maxStreams ? { maxStreams: opts.maxStreams } : {}),
+    ...(opts.authRecheckMs ? { authRecheckMs: opts.authRecheckMs } : {}),
+    ...(opts.readConcurrency ? { readConcurrency: opts.readConcurrency } : {}),
+    ...(opts.readCacheMs !== undefined ? { readCacheMs: opts.readCacheMs } : {}),
+    ...(opts.perTokenPerMinute ? { perTokenPerMinute: opts.perTokenPerMinute } : {}),
+    dbWritable: () => {
+      try {
+        db.exec('BEGIN IMMEDIATE; ROLLBACK;');
+        return true;
+      } catch {
+        return false;
+      }
+    },
   });
   await app.listen({ host: opts.host ?? '127.0.0.1', port: opts.port ?? 0 });
   const addr = app.server.address() as AddressInfo;

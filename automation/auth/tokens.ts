@@ -15,7 +15,12 @@ export interface TokenInfo {
   createdAt: string;
   revokedAt?: string;
   lastUsedAt?: string;
+  /** After this instant the token is refused (401 token expired). */
+  expiresAt?: string;
 }
+
+export type TokenCheck =
+  { ok: true; info: TokenInfo } | { ok: false; reason: 'invalid' | 'revoked' | 'expired' };
 
 const TOKEN_PATTERN = /^udpm_([0-9a-f]{16})_([A-Za-z0-9_-]{43})$/;
 
@@ -33,13 +38,14 @@ const toInfo = (r: Row): TokenInfo => ({
   createdAt: String(r.created_at),
   ...(r.revoked_at != null ? { revokedAt: String(r.revoked_at) } : {}),
   ...(r.last_used_at != null ? { lastUsedAt: String(r.last_used_at) } : {}),
+  ...(r.expires_at != null ? { expiresAt: String(r.expires_at) } : {}),
 });
 
 export class TokenStore {
   constructor(private readonly db: DatabaseSync) {}
 
   /** Creates a token; the returned `token` is shown once and never stored. */
-  create(name: string, role: Role): { token: string; info: TokenInfo } {
+  create(name: string, role: Role, opts: { expiresAt?: Date } = {}): { token: string; info: TokenInfo } {
     if (!ROLES.includes(role))
       throw new Error(`unknown role ${JSON.stringify(role)} (use ${ROLES.join(' or ')})`);
     if (!/^[\w .@:-]{1,64}$/.test(name))
@@ -47,8 +53,15 @@ export class TokenStore {
     const id = randomBytes(8).toString('hex');
     const secret = randomBytes(32).toString('base64url');
     this.db
-      .prepare('INSERT INTO tokens (id, name, role, hash, created_at) VALUES (?, ?, ?, ?, ?)')
-      .run(id, name, role, sha256(secret).toString('hex'), new Date().toISOString());
+      .prepare('INSERT INTO tokens (id, name, role, hash, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?)')
+      .run(
+        id,
+        name,
+        role,
+        sha256(secret).toString('hex'),
+        new Date().toISOString(),
+        opts.expiresAt ? opts.expiresAt.toISOString() : null,
+      );
     return { token: `udpm_${id}_${secret}`, info: this.get(id)! };
   }
 
@@ -68,16 +81,36 @@ export class TokenStore {
     return Number(r.changes) > 0;
   }
 
-  /** The token's identity if it is valid and not revoked. */
+  /** The token's identity if it is valid, not revoked and not expired. */
   verify(token: string): TokenInfo | undefined {
+    const c = this.check(token);
+    return c.ok ? c.info : undefined;
+  }
+
+  /**
+   * Checks a token and says why it is refused. Records the last use (at most once a second per
+   * token, so streams that re-check do not write constantly).
+   */
+  check(token: string, opts: { touch?: boolean } = {}): TokenCheck {
     const m = TOKEN_PATTERN.exec(token);
-    if (!m) return undefined;
+    if (!m) return { ok: false, reason: 'invalid' };
     const r = this.db.prepare('SELECT * FROM tokens WHERE id = ?').get(m[1]!) as Row | undefined;
-    if (!r || r.revoked_at != null) return undefined;
+    if (!r) return { ok: false, reason: 'invalid' };
     const stored = Buffer.from(String(r.hash), 'hex');
     const given = sha256(m[2]!);
-    if (stored.length !== given.length || !timingSafeEqual(stored, given)) return undefined;
-    this.db.prepare('UPDATE tokens SET last_used_at = ? WHERE id = ?').run(new Date().toISOString(), m[1]!);
-    return toInfo(r);
+    if (stored.length !== given.length || !timingSafeEqual(stored, given))
+      return { ok: false, reason: 'invalid' };
+    if (r.revoked_at != null) return { ok: false, reason: 'revoked' };
+    if (r.expires_at != null && Date.parse(String(r.expires_at)) <= Date.now())
+      return { ok: false, reason: 'expired' };
+    const now = new Date();
+    if (opts.touch !== false) {
+      const last = r.last_used_at != null ? Date.parse(String(r.last_used_at)) : 0;
+      if (now.getTime() - last >= 1000) {
+        this.db.prepare('UPDATE tokens SET last_used_at = ? WHERE id = ?').run(now.toISOString(), m[1]!);
+        r.last_used_at = now.toISOString();
+      }
+    }
+    return { ok: true, info: toInfo(r) };
   }
 }

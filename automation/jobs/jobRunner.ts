@@ -1,10 +1,11 @@
 // Runs operations as jobs: one job per stack at a time (a second submission is rejected with the
-// running job's id), different stacks in parallel up to `maxConcurrent` (the rest wait, queued),
+// holder's id; the lock lives in the database, so the CLI and the service exclude each other),
+// different stacks in parallel up to `maxConcurrent` (the rest wait, queued, up to `maxQueued`),
 // every engine event persisted (redacted) and fanned out to live subscribers.
 import { EventEmitter } from 'node:events';
 import type { Logger } from 'pino';
 import type { OperationKind, StackEngine } from '../engine.ts';
-import { AutomationError, CancelledError, StackBusyError } from '../errors.ts';
+import { AutomationError, CancelledError, ConfirmationRequiredError, StackBusyError } from '../errors.ts';
 import type { StackEvent } from '../events.ts';
 import { Redactor, redactOutputs } from '../redact.ts';
 import { secretValuesOf, toPulumiConfig, type StackConfig } from '../spec.ts';
@@ -27,10 +28,37 @@ export interface SubmitRequest {
   message?: string;
   /** destroy only: remove the stack afterwards. */
   remove?: boolean;
+  /** up only: apply even if the preview replaces clusters or networks. */
+  confirmReplace?: boolean;
+}
+
+/** Resource types whose replacement moves real infrastructure: clusters and networks. */
+const GUARDED_TYPE = /(Cluster|ManagedCluster|Network|Vpc|VirtualNetwork|Subnetwork|Subnet)$/;
+const REPLACING_OPS = new Set(['replace', 'create-replacement', 'delete-replaced']);
+
+/** The service is draining (graceful stop): new operations are refused with 503 + Retry-After. */
+export class DrainingError extends Error {
+  readonly retryAfterSeconds = 30;
+  constructor() {
+    super('the service is shutting down; retry against the new instance');
+  }
+}
+/** The queue is full: 429 + Retry-After. */
+export class QueueFullError extends Error {
+  constructor(
+    readonly queued: number,
+    readonly retryAfterSeconds: number,
+  ) {
+    super(`${queued} operations are already queued; try again later`);
+  }
 }
 
 export interface JobRunnerOptions {
   maxConcurrent: number;
+  /** Most jobs waiting to start (default unlimited); more get QueueFullError. */
+  maxQueued?: number;
+  /** Identity of this process in the job store (default PROCESS_OWNER). */
+  owner?: string;
   logger?: Logger;
   /**
    * The values to hide for a spec. Default: the config values the infra schema marks secret
@@ -68,6 +96,8 @@ export class JobRunner {
   private running = 0;
   private stopping = false;
   private readonly emitter = new EventEmitter();
+  /** Emits 'finished' (job) after every job's end: caches of stack reads listen. */
+  readonly finished = new EventEmitter();
 
   constructor(
     private readonly store: JobStore,
@@ -80,29 +110,48 @@ export class JobRunner {
 
   /** Accepts an operation; throws StackBusyError (with the holder's id) if the stack has one. */
   submit(req: SubmitRequest): Job {
-    if (this.stopping) throw new Error('the service is shutting down');
+    if (this.stopping) throw new DrainingError();
     if ((req.operation === 'up' || req.operation === 'preview') && !req.spec) {
       throw new Error(`${req.operation} needs a spec`);
     }
-    const holder = this.byStack.get(req.stack);
-    if (holder) {
+    const rejectBusy = (holderId: string, status: string) => {
       this.store.audit({
         actor: req.actor,
         action: `job.${req.operation}`,
         stack: req.stack,
-        jobId: holder.id,
+        jobId: holderId,
         result: 'rejected_busy',
       });
-      throw new StackBusyError(req.stack, holder.id);
+      return new StackBusyError(req.stack, holderId, undefined, status);
+    };
+    const holder = this.byStack.get(req.stack);
+    if (holder) throw rejectBusy(holder.id, this.store.getJob(holder.id)?.status ?? 'running');
+    if (this.opts.maxQueued !== undefined && this.queue.length >= this.opts.maxQueued) {
+      this.store.audit({
+        actor: req.actor,
+        action: `job.${req.operation}`,
+        stack: req.stack,
+        result: 'rejected_queue_full',
+      });
+      throw new QueueFullError(this.queue.length, 10 * Math.max(1, this.queue.length));
     }
     const secrets = req.spec ? (this.opts.secretsOf ?? defaultSecretsOf)(req.spec) : [];
-    const job = this.store.createJob({
+    const options: Record<string, unknown> =
+      req.operation === 'destroy'
+        ? { remove: !!req.remove }
+        : req.operation === 'up' && req.confirmReplace
+          ? { confirmReplace: true }
+          : {};
+    const created = this.store.createLockedJob({
       stack: req.stack,
       operation: req.operation,
       requestedBy: req.actor,
       ...(req.message ? { message: req.message } : {}),
-      options: req.operation === 'destroy' ? { remove: !!req.remove } : {},
+      options,
+      ...(this.opts.owner ? { owner: this.opts.owner } : {}),
     });
+    if (created.busy) throw rejectBusy(created.busy.id, created.busy.status);
+    const job = created.job!;
     let resolveDone!: () => void;
     const done = new Promise<void>((r) => (resolveDone = r));
     const active: ActiveJob = {
@@ -129,6 +178,14 @@ export class JobRunner {
     return this.store.getJob(job.id)!;
   }
 
+  /** Throws StackBusyError (audited) if a job of this process holds the stack. */
+  assertFree(stack: string, actor: string, operation: OperationKind): void {
+    const holder = this.byStack.get(stack);
+    if (!holder) return;
+    this.store.audit({ actor, action: `job.${operation}`, stack, jobId: holder.id, result: 'rejected_busy' });
+    throw new StackBusyError(stack, holder.id, undefined, this.store.getJob(holder.id)?.status ?? 'running');
+  }
+
   /**
    * Cancels a job: a queued job ends at once; a running one is signalled (Pulumi stops gracefully,
    * the job ends as cancelled when the engine returns). Returns the job's current record.
@@ -145,6 +202,8 @@ export class JobRunner {
         error: { code: 'cancelled', message: `cancelled by ${actor} before it started` },
       });
     } else if (!active.controller.signal.aborted) {
+      this.store.markCancelling(jobId);
+      this.cancelledByUser.add(jobId);
       this.record(active, 'status', { status: 'cancelling', by: actor });
       active.controller.abort();
     }
@@ -181,6 +240,20 @@ export class JobRunner {
    * interrupted (not cancelled: nobody asked). Whatever is still running after `timeoutMs` is
    * left for the next start's recovery to mark interrupted.
    */
+  get draining(): boolean {
+    return this.stopping;
+  }
+
+  /** Jobs waiting to start, in order. */
+  queuedIds(): string[] {
+    return this.queue.map((a) => a.id);
+  }
+
+  /** Jobs running now. */
+  runningCount(): number {
+    return this.running;
+  }
+
   async shutdown(timeoutMs = 30_000): Promise<void> {
     this.stopping = true;
     for (const a of [...this.queue]) {
@@ -199,6 +272,12 @@ export class JobRunner {
       }),
     ]);
     clearTimeout(timer);
+    if (this.byId.size > 0) {
+      this.opts.logger?.warn(
+        { jobs: [...this.byId.keys()], timeoutMs },
+        'jobs still running at the shutdown timeout: the next start marks them interrupted',
+      );
+    }
   }
 
   // --- internals ---
@@ -228,6 +307,7 @@ export class JobRunner {
       let result;
       switch (req.operation) {
         case 'up':
+          if (!req.confirmReplace && this.store.hasDeployed(req.stack)) await this.preflight(a);
           result = await this.engine.up(req.stack, req.spec!, ctx);
           break;
         case 'preview':
@@ -244,12 +324,21 @@ export class JobRunner {
       const safe = result.outputs ? { ...result, outputs: redactOutputs(result.outputs) } : result;
       this.complete(a, 'succeeded', { result: a.redactor.value(safe) });
     } catch (err) {
-      const error = toJobError(err, a.redactor);
-      const status: JobStatus = this.stopping
-        ? 'interrupted'
-        : err instanceof CancelledError || a.controller.signal.aborted
-          ? 'cancelled'
-          : 'failed';
+      const status: JobStatus =
+        this.stopping && !this.cancelledByUser.has(a.id)
+          ? 'interrupted'
+          : err instanceof CancelledError || a.controller.signal.aborted
+            ? 'cancelled'
+            : 'failed';
+      const error: JobError =
+        status === 'interrupted'
+          ? {
+              code: 'interrupted',
+              message:
+                'the service stopped while the job was running: Pulumi was signalled and stopped ' +
+                'after the resource operations in flight; run the operation again (refresh first)',
+            }
+          : toJobError(err, a.redactor);
       if (!(err instanceof AutomationError)) {
         this.opts.logger?.error(
           { jobId: a.id, stack: req.stack, err: error },
@@ -260,8 +349,34 @@ export class JobRunner {
     }
   }
 
+  /**
+   * Before updating a deployed stack: a preview; if it would replace clusters or networks the job
+   * fails with confirmation_required (nothing applied). Its events are recorded as `preflight`.
+   */
+  private async preflight(a: ActiveJob): Promise<void> {
+    const replacements: { urn: string; resourceType: string; op: string }[] = [];
+    await this.engine.preview(a.req.stack, a.req.spec!, {
+      signal: a.controller.signal,
+      onEvent: (e) => {
+        this.record(a, 'preflight', e);
+        if (
+          e.type === 'resource-pre' &&
+          REPLACING_OPS.has(e.op) &&
+          GUARDED_TYPE.test(e.resourceType.split(/[:/]/).pop() ?? '') &&
+          !replacements.some((r) => r.urn === e.urn)
+        ) {
+          replacements.push({ urn: e.urn, resourceType: e.resourceType, op: e.op });
+        }
+      },
+    });
+    if (replacements.length > 0) throw new ConfirmationRequiredError(replacements);
+  }
+
+  private readonly cancelledByUser = new Set<string>();
+
   private complete(a: ActiveJob, status: JobStatus, outcome: { result?: unknown; error?: JobError }): void {
     const { req } = a;
+    this.store.releaseLock(req.stack, a.id);
     if (this.store.finish(a.id, status, outcome)) {
       this.record(a, 'result', { status, ...outcome });
       this.store.audit({
@@ -279,7 +394,9 @@ export class JobRunner {
     }
     this.byStack.delete(req.stack);
     this.byId.delete(a.id);
+    this.cancelledByUser.delete(a.id);
     a.resolveDone();
+    this.finished.emit('finished', this.store.getJob(a.id));
   }
 
   private record(a: ActiveJob, type: string, data: unknown): void {

@@ -113,7 +113,7 @@ describe('udpmesh CLI', () => {
     assert.match(err, /unknown command cluster/);
     assert.equal(engine.calls.length, 0);
     assert.equal(await run(['--help']), 0);
-    assert.match(out, /udpmesh stack up <stack> --spec <file>/);
+    assert.match(out, /udpmesh stack up <stack> \[--spec <file>\]/);
   });
 
   it('destroy --yes --remove, outputs (secrets hidden) and history', async () => {

@@ -70,10 +70,19 @@ describe('automation entry points (processes)', () => {
       assert.equal(doc.json.openapi, '3.1.0');
       const up = await api(first.url, 'POST', '/v1/stacks/dev/up', {
         token,
-        body: { spec: { clouds: ['aws'] } },
+        body: { spec: { clouds: ['aws'], aws: { region: 'us-east-1' } } },
       });
-      assert.equal(up.status, 202, up.text);
-      jobId = up.json.jobId;
+      // Without a CLI, the operation is refused up front (503), not accepted and then failed.
+      assert.equal(up.status, 503, up.text);
+      assert.equal(up.json.error.code, 'pulumi_cli_missing');
+      // A job through the CLI (same database): it fails typed, and the restarted service shows it.
+      const cliUp = spawnSync(
+        process.execPath,
+        ['--import', 'tsx', 'automation/cli.ts', 'stack', 'refresh', 'dev', '--json'],
+        { cwd: REPO_ROOT, env: env(tmp.dir), encoding: 'utf8' },
+      );
+      assert.equal(cliUp.status, 1, cliUp.stderr);
+      jobId = JSON.parse(cliUp.stdout).id;
       const stream = await readEvents(first.url, jobId, token);
       const result = stream.events.at(-1)!.parsed.data;
       assert.equal(result.status, 'failed');
@@ -90,7 +99,7 @@ describe('automation entry points (processes)', () => {
       const job = await api(second.url, 'GET', `/v1/jobs/${jobId}`, { token });
       assert.equal(job.status, 200);
       assert.equal(job.json.status, 'failed');
-      assert.equal(job.json.requestedBy.split('#')[0], 'e2e');
+      assert.match(job.json.requestedBy, /^cli:/);
     } finally {
       second.child.kill('SIGTERM');
       await second.exited;

@@ -277,7 +277,7 @@ describe('automation service: jobs over HTTP', () => {
   it('preview, refresh and destroy (with remove) reach the engine with their options', async () => {
     for (const [op, body] of [
       ['up', { spec: VALID_SPEC }],
-      ['preview', { spec: { clouds: ['aws'] } }],
+      ['preview', { spec: { clouds: ['aws'], aws: { region: 'us-east-1' } } }],
       ['refresh', undefined],
       ['destroy', { remove: true }],
     ] as const) {
@@ -317,7 +317,8 @@ describe('automation service: jobs over HTTP', () => {
     for (let i = 0; i < 2; i++) {
       const r = await api(svc.url, 'POST', '/v1/stacks/prod/up', {
         token: svc.operate,
-        body: { spec: VALID_SPEC, message: `deploy ${i}` },
+        // The first up stores the spec; the next applies the stored one.
+        body: i === 0 ? { spec: VALID_SPEC, message: `deploy ${i}` } : { message: `deploy ${i}` },
       });
       await waitForJob(svc, r.json.jobId);
     }

@@ -7,7 +7,12 @@ import { api, readEvents, startTestService, waitForJob, type TestService } from 
 
 const SPEC_SECRET = 'proj-s3cr3t-7f9c2a11';
 const OUTPUT_SECRET = 'KUBE-TOKEN-eyJhbGciOiJSUzI1NiJ9';
-const SPEC = { clouds: ['aws', 'gcp', 'azure'], gcp: { project: SPEC_SECRET } };
+const SPEC = {
+  clouds: ['aws', 'gcp', 'azure'],
+  aws: { region: 'us-east-1' },
+  gcp: { project: SPEC_SECRET, region: 'us-central1' },
+  azure: { location: 'eastus' },
+};
 const URN = 'urn:pulumi:dev::udpmesh::gcp:container/cluster:Cluster::udpmesh-gcp';
 
 describe('automation service: secrets', () => {

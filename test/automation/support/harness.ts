@@ -6,9 +6,15 @@ import { Writable } from 'node:stream';
 import pino from 'pino';
 import type { StackEngine } from '../../../automation/engine.ts';
 import type { StackConfig } from '../../../automation/spec.ts';
-import { startService, type Service } from '../../../automation/service.ts';
+import { startService, type Service, type ServiceOptions } from '../../../automation/service.ts';
 
-export const VALID_SPEC = { clouds: ['aws', 'gcp', 'azure'] };
+/** A spec naming what identifies real infrastructure (regions, project): no silent defaults. */
+export const VALID_SPEC = {
+  clouds: ['aws', 'gcp', 'azure'],
+  aws: { region: 'us-east-1' },
+  gcp: { project: 'udpmesh-test', region: 'us-central1' },
+  azure: { location: 'eastus' },
+};
 
 export interface TestService extends Service {
   operate: string;
@@ -30,6 +36,8 @@ export async function startTestService(
     createTokens?: boolean;
     heartbeatMs?: number;
     secretsOf?: (spec: StackConfig) => string[];
+    /** Any other service option (limits, intervals). */
+    extra?: Partial<ServiceOptions>;
   } = {},
 ): Promise<TestService> {
   const logs: string[] = [];
@@ -49,6 +57,7 @@ export async function startTestService(
     ...(opts.bodyLimit ? { bodyLimit: opts.bodyLimit } : {}),
     ...(opts.secretsOf ? { secretsOf: opts.secretsOf } : {}),
     ...(opts.heartbeatMs ? { heartbeatMs: opts.heartbeatMs } : {}),
+    ...(opts.extra ?? {}),
     logger,
   });
   const operate = opts.createTokens === false ? '' : service.tokens.create('portal', 'operate').token;

@@ -34,6 +34,11 @@ export interface Script {
   lockedElsewhere?: boolean;
   /** Outputs the operation produces (un-redacted, as the Automation API returns them). */
   outputs?: StackOutputs;
+  /**
+   * With hold: stay held after the signal aborts, until release (an engine finishing the resource
+   * operations in flight before it stops), then reject with CancelledError.
+   */
+  holdThroughAbort?: boolean;
 }
 
 export interface Call {
@@ -110,6 +115,30 @@ export class ScriptedEngine implements StackEngine {
   readonly stacks = new Map<string, { outputs: StackOutputs; history: HistoryEntry[] }>();
   running = 0;
   maxRunning = 0;
+  /** Read calls (outputs, listStacks, history) made, running now, and the most at once. */
+  readCalls = 0;
+  readsRunning = 0;
+  maxReadsRunning = 0;
+  /** When set, reads wait for it (so concurrent reads can be observed). */
+  readGate?: Promise<void>;
+  /** What ready() answers (undefined: ready). */
+  notReady?: AutomationError;
+
+  async ready(): Promise<void> {
+    if (this.notReady) throw this.notReady;
+  }
+
+  private async read<T>(f: () => T): Promise<T> {
+    this.readCalls++;
+    this.readsRunning++;
+    this.maxReadsRunning = Math.max(this.maxReadsRunning, this.readsRunning);
+    try {
+      if (this.readGate) await this.readGate;
+      return f();
+    } finally {
+      this.readsRunning--;
+    }
+  }
 
   /** Queue a script for the next operation on `stack` (FIFO; default script if none). */
   script(stack: string, s: Script): this {
@@ -148,18 +177,24 @@ export class ScriptedEngine implements StackEngine {
     return this.run({ op: 'destroy', stack, remove: !!opts?.remove }, ctx);
   }
 
-  async outputs(stack: string): Promise<StackOutputs> {
-    const s = this.stacks.get(stack);
-    if (!s) throw new StackNotFoundError(stack);
-    return structuredClone(s.outputs);
+  outputs(stack: string): Promise<StackOutputs> {
+    return this.read(() => {
+      const s = this.stacks.get(stack);
+      if (!s) throw new StackNotFoundError(stack);
+      return structuredClone(s.outputs);
+    });
   }
-  async listStacks(): Promise<StackSummary[]> {
-    return [...this.stacks.keys()].sort().map((name) => ({ name, updateInProgress: this.held.has(name) }));
+  listStacks(): Promise<StackSummary[]> {
+    return this.read(() =>
+      [...this.stacks.keys()].sort().map((name) => ({ name, updateInProgress: this.held.has(name) })),
+    );
   }
-  async history(stack: string): Promise<HistoryEntry[]> {
-    const s = this.stacks.get(stack);
-    if (!s) throw new StackNotFoundError(stack);
-    return [...s.history].reverse();
+  history(stack: string): Promise<HistoryEntry[]> {
+    return this.read(() => {
+      const s = this.stacks.get(stack);
+      if (!s) throw new StackNotFoundError(stack);
+      return [...s.history].reverse();
+    });
   }
 
   private async run(call: Call, ctx: OperationContext = {}): Promise<OperationResult> {
@@ -186,7 +221,11 @@ export class ScriptedEngine implements StackEngine {
           if (ctx.signal?.aborted) r('aborted');
           ctx.signal?.addEventListener('abort', () => r('aborted'), { once: true });
         });
-        const outcome = await Promise.race([released.then(() => 'released' as const), aborted]);
+        let outcome = await Promise.race([released.then(() => 'released' as const), aborted]);
+        if (outcome === 'aborted' && script.holdThroughAbort) {
+          await released;
+          outcome = 'aborted';
+        }
         this.held.delete(call.stack);
         if (outcome === 'aborted') {
           emit([{ type: 'cancel' }]);

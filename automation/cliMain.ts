@@ -1,0 +1,30 @@
+// The `udpmesh` CLI process (started through cli.ts). Commands: cli/main.ts.
+import { loadConfig } from './config.ts';
+import { runCli } from './cli/main.ts';
+import { PulumiEngine } from './pulumiEngine.ts';
+
+const config = loadConfig();
+const controller = new AbortController();
+let interrupts = 0;
+process.on('SIGINT', () => {
+  interrupts++;
+  if (interrupts === 1) {
+    process.stderr.write('\ncancelling (Pulumi stops gracefully; press Ctrl-C again to exit now)\n');
+    controller.abort();
+  } else process.exit(130);
+});
+
+const code = await runCli(process.argv.slice(2), {
+  engine: () =>
+    new PulumiEngine({
+      stateDir: config.stateDir,
+      projectDir: config.projectDir,
+      ...(config.backendUrl ? { backendUrl: config.backendUrl } : {}),
+      ...(config.pulumiRoot ? { pulumiRoot: config.pulumiRoot } : {}),
+      ...(config.secretsProvider ? { secretsProvider: config.secretsProvider } : {}),
+    }),
+  dbFile: config.dbFile,
+  io: { stdout: (s) => process.stdout.write(s), stderr: (s) => process.stderr.write(s) },
+  signal: controller.signal,
+});
+process.exitCode = code;
