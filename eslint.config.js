@@ -3,7 +3,15 @@ import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['node_modules/**', 'dist/**', '.udpmesh/**', 'bench-results/**'] },
+  {
+    ignores: [
+      'node_modules/**',
+      'dist/**',
+      '.udpmesh/**',
+      'bench-results/**',
+      'replicator/io/native/build/**',
+    ],
+  },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {

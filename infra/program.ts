@@ -86,6 +86,11 @@ export class UdpmeshEstate extends pulumi.ComponentResource {
 
 export async function udpmeshProgram(options: UdpmeshProgramOptions = {}): Promise<UdpmeshProgramOutputs> {
   const spec = options.spec ?? readStackConfig();
+  // One line in every preview/up: the config passed validation and the program is registering the estate
+  // (the real-engine tests look for it to tell program errors from absent provider plugins).
+  void pulumi.log.info(
+    `udpmesh: stack config valid; clouds: ${(isLocalTarget(spec) ? ['local'] : enabledClouds(spec)).join(', ')}`,
+  );
   if (isLocalTarget(spec)) {
     // clouds: [local]: the mesh as processes on this machine (infra/local), same config and outputs.
     const plan = localPlan(spec, pulumi.getProject(), pulumi.getStack());

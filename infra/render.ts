@@ -29,14 +29,37 @@ export function renderCluster(spec: StackConfig, cloud: Cloud): string {
   return renderYaml(clusterManifests(spec, cloud, placeholderSecrets(spec, cloud)));
 }
 
-function main(): void {
-  const { values } = parseArgs({
-    options: {
-      stack: { type: 'string', default: 'dev' },
-      cloud: { type: 'string' },
-      out: { type: 'string' },
-    },
-  });
+const USAGE = `usage: npm run render -- [--stack dev|prod|<file.yaml|file.json>] [--cloud aws|gcp|azure] [--out dir]
+
+Prints the Kubernetes manifests the Pulumi program deploys, as multi-document YAML (secrets are
+placeholders), for GitOps users.
+
+Options:
+  --stack S    Pulumi.<S>.yaml, or a stack file / JSON spec path (default dev)
+  --cloud C    only this cloud (default: every enabled cloud)
+  --out DIR    write DIR/<cloud>.yaml instead of printing
+  -h, --help   show this help
+`;
+
+function main(): number {
+  let values: { stack?: string; cloud?: string; out?: string; help?: boolean };
+  try {
+    values = parseArgs({
+      options: {
+        stack: { type: 'string', default: 'dev' },
+        cloud: { type: 'string' },
+        out: { type: 'string' },
+        help: { type: 'boolean', short: 'h', default: false },
+      },
+    }).values;
+  } catch (err) {
+    process.stderr.write(`${(err as Error).message}\n\n${USAGE}`);
+    return 2;
+  }
+  if (values.help) {
+    process.stdout.write(USAGE);
+    return 0;
+  }
   const spec = loadStackSpec(values.stack ?? 'dev');
   const clouds = enabledClouds(spec).filter((c) => values.cloud === undefined || c === values.cloud);
   if (clouds.length === 0) throw new Error(`cloud ${values.cloud} is not enabled in this stack`);
@@ -49,6 +72,15 @@ function main(): void {
       process.stdout.write(`# ---- cluster: ${cloud} ----\n---\n${yaml}`);
     }
   }
+  return 0;
 }
 
-if (import.meta.url === `file://${process.argv[1]}`) main();
+if (import.meta.url === `file://${process.argv[1]}`) {
+  try {
+    process.exitCode = main();
+  } catch (err) {
+    // A bad stack file or option is the user's to fix: say what, without a stack trace.
+    process.stderr.write(`render: ${err instanceof Error ? err.message : String(err)}\n`);
+    process.exitCode = 1;
+  }
+}

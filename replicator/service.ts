@@ -22,6 +22,8 @@ import { DropReason, type ReplicatorSnapshot } from './observability/stats.ts';
 import { verifyFrame, signFrame, type FrameKey, type KeyRing } from './protocol/frameAuth.ts';
 import { loadKeyRing } from './replication/clusterKeys.ts';
 import { BackendSockets } from './delivery/backendSockets.ts';
+import { SessionDelivery, type SessionOrigin } from './delivery/sessionDelivery.ts';
+import { CONTROL_SESSION } from './delivery/sessionAnnounce.ts';
 
 const kSession = Symbol('udpmesh.session');
 type UpstreamSocket = Socket & { [kSession]?: ClientSession };
@@ -37,6 +39,7 @@ interface InboundEntry {
   stream: InboundStream;
   originCluster: string;
   originHash: number;
+  origin: SessionOrigin;
 }
 
 interface LinkEntry {
@@ -55,6 +58,10 @@ export class Replicator {
   private listeners: Listener[] = [];
   private replSocket: Socket | undefined;
   private readonly backendSockets: BackendSockets;
+  /** Session identity at the backends (delivery.sessionIdentity): the delivery hooks go through it. */
+  private readonly sessions: SessionDelivery;
+  private selfOrigin: SessionOrigin;
+  private controlSeq = 0;
   private retainedBackendsVersion = 0;
   /** One handler per event for every session's upstream socket (no closures per session). */
   private readonly upstreamHandlers: {
@@ -146,6 +153,12 @@ export class Replicator {
         self.log.debug({ err: err.message }, 'upstream socket error');
       },
     };
+    this.sessions = new SessionDelivery(this.sessionOptions(config), this.backendSockets, {
+      onReply: () => this.stats.remoteRepliesDiscarded++,
+      onDrop: (reason) => this.stats.dropped.set(reason, (this.stats.dropped.get(reason) ?? 0) + 1),
+      onError: (err) => this.log.warn({ err: err.message }, 'delivery session socket error'),
+    });
+    this.selfOrigin = { cluster: this.cluster, member: this.member, memberHash: this.selfHash, epoch: 0 };
     this.admission = new Admission(config.ingress.allowCidrs, config.ingress.denyCidrs);
     this.table = new SessionTable<ClientSession>(
       config.ingress.maxSessions,
@@ -156,6 +169,14 @@ export class Replicator {
 
   get config(): ReplicatorConfig {
     return this.cfg;
+  }
+
+  private sessionOptions(c: ReplicatorConfig) {
+    return {
+      mode: c.delivery.sessionIdentity,
+      maxSessions: c.ingress.maxSessions,
+      idleMs: c.ingress.sessionIdleTimeoutMs,
+    };
   }
 
   /** Binds sockets, obtains an epoch, joins the membership. Ready once all of that holds. */
@@ -203,6 +224,7 @@ export class Replicator {
       this.epoch = Math.floor((Date.now() - Date.UTC(2020, 0, 1)) / 1000);
       this.log.warn('no etcd configured: epoch from the clock, peers from replication.peers only');
     }
+    this.selfOrigin = { ...this.selfOrigin, epoch: this.epoch };
     // Static peers join once the epoch is known: every link carries it in its frames.
     for (const p of cfg.replication.peers) this.upsertLink(this.peerFromConfig(p), true);
     this.rebuildTargets();
@@ -295,6 +317,9 @@ export class Replicator {
     this.deliverAtOrigin(s, msg);
     if (s.targetsVersion !== this.targetsVersion) this.chooseTargets(s);
     const targets = s.targets;
+    const announce = this.sessions.announcement(s, now);
+    if (announce) for (const t of targets) t.enqueue(CONTROL_SESSION, this.controlSeq, announce);
+    if (announce) this.controlSeq = (this.controlSeq + 1) >>> 0;
     for (let i = 0; i < targets.length; i++) {
       targets[i].enqueue(s.id, seq, msg);
       this.dirtyLinks.add(targets[i]);
@@ -364,6 +389,7 @@ export class Replicator {
       return;
     }
     if (this.cfg.ingress.mode === 'reply') {
+      payload = this.sessions.wrapAtOrigin(this.selfOrigin, s, payload);
       // The session's own socket, connected to its backend (of the backend's address family).
       if (s.upstreamBackend !== b) this.openUpstream(s, b);
       if (s.upstreamConnected) s.upstream!.send(payload);
@@ -372,8 +398,8 @@ export class Replicator {
         this.drop(DropReason.SendError);
         return;
       }
-    } else {
-      this.backendSockets.send(b, payload);
+    } else if (!this.sessions.deliver(this.selfOrigin, s.id, b, payload, performance.now(), s)) {
+      return;
     }
     this.countDelivered(this.cluster);
   }
@@ -521,6 +547,7 @@ export class Replicator {
     const entry: InboundEntry = {
       originCluster,
       originHash,
+      origin: { cluster: originCluster, member: f.sender, memberHash: originHash, epoch },
       stream: new InboundStream(
         f.sender,
         epoch,
@@ -561,12 +588,16 @@ export class Replicator {
   }
 
   private deliverReplicated(entry: InboundEntry, epoch: number, session: number, payload: Buffer): void {
+    if (session === CONTROL_SESSION) {
+      this.sessions.control(entry.origin, payload, performance.now());
+      return;
+    }
     const b = this.pool.pick(sessionHashKey(entry.originHash, epoch, session));
     if (!b) {
       this.drop(DropReason.NoBackend);
       return;
     }
-    this.backendSockets.send(b, payload);
+    if (!this.sessions.deliver(entry.origin, session, b, payload, performance.now())) return;
     this.countDelivered(entry.originCluster);
   }
 
@@ -697,6 +728,7 @@ export class Replicator {
     this.table.maxSessions = this.cfg.ingress.maxSessions;
     this.admission = new Admission(this.cfg.ingress.allowCidrs, this.cfg.ingress.denyCidrs);
     this.table.idleMs = this.cfg.ingress.sessionIdleTimeoutMs;
+    this.sessions.configure(this.sessionOptions(this.cfg));
     if (JSON.stringify(prev.delivery) !== JSON.stringify(this.cfg.delivery)) {
       void this.pool.configure(
         this.cfg.delivery.backends,
@@ -754,6 +786,7 @@ export class Replicator {
   private sweep(): void {
     const now = performance.now();
     this.table.sweep(now);
+    this.sessions.sweep(now);
     if (this.retainedBackendsVersion !== this.pool.version) {
       this.backendSockets.retain(this.pool.backends);
       this.retainedBackendsVersion = this.pool.version;
@@ -821,6 +854,13 @@ export class Replicator {
       remoteRepliesDiscarded: this.stats.remoteRepliesDiscarded,
       sessionsActive: this.table.size,
       sessionsEvicted: Object.fromEntries(this.stats.evicted),
+      deliverySessions: {
+        mode: this.sessions.mode,
+        active: this.sessions.sessionsActive,
+        opened: this.sessions.counters.sessionsOpened,
+        evicted: Object.fromEntries(this.sessions.counters.evicted),
+        identityUnknown: this.sessions.counters.identityUnknown,
+      },
       delivered: Object.fromEntries(this.stats.delivered),
       duplicatesDropped: duplicates,
       dropped: Object.fromEntries(dropped),
@@ -874,6 +914,7 @@ export class Replicator {
     this.table.clear();
     for (const l of this.listeners) l.socket.close();
     this.listeners = [];
+    this.sessions.close();
     this.backendSockets.close();
     this.replSocket?.close();
     this.replSocket = undefined;

@@ -1,10 +1,18 @@
-// etcd PKI generated in the program (@pulumi/tls): a CA, one certificate per member (server + peer
-// usage, SANs = its fixed interconnect address and in-cluster names) and a client certificate for the
-// replicators. Private keys are secrets.
+// etcd PKI generated in the program (@pulumi/tls): a CA, per member a serving certificate (SANs = its
+// fixed interconnect address and in-cluster names) and a SAN-less peer client certificate, and a client
+// certificate for the replicators. Private keys are secrets.
+//
+// Why a separate SAN-less peer client certificate: with --peer-client-cert-auth, etcd >= 3.2 checks the
+// *remote IP* of every incoming peer connection against the IP/DNS SANs of the client certificate
+// (client/pkg/transport/listener.go checkCertSAN, etcd PR #8895). Across clusters that remote IP is a node,
+// pod or NAT address behind the VPN, never the member's own internal-LB address, so a certificate naming
+// that address is refused. checkCertSAN skips certificates without any SAN; --peer-cert-allowed-cn then
+// admits only certificates with the mesh's peer CN signed by the mesh's own CA.
 import * as pulumi from '@pulumi/pulumi';
 import * as tls from '@pulumi/tls';
 import type { StackConfig } from '../config/schema.ts';
 import { etcdMembers } from '../config/network.ts';
+import { etcdPeerCn } from '../manifests/etcd.ts';
 
 export interface EtcdPkiArgs {
   spec: StackConfig;
@@ -15,9 +23,14 @@ export interface CertPair {
   key: pulumi.Output<string>;
 }
 
+export interface MemberCerts extends CertPair {
+  peerClientCert: pulumi.Output<string>;
+  peerClientKey: pulumi.Output<string>;
+}
+
 export class EtcdPki extends pulumi.ComponentResource {
   readonly caCert: pulumi.Output<string>;
-  readonly members: Record<string, CertPair> = {};
+  readonly members: Record<string, MemberCerts> = {};
   readonly client: CertPair;
 
   constructor(name: string, args: EtcdPkiArgs, opts?: pulumi.ComponentResourceOptions) {
@@ -71,7 +84,7 @@ export class EtcdPki extends pulumi.ComponentResource {
     };
     for (const m of etcdMembers(spec)) {
       const ns = spec.namespace;
-      this.members[m.name] = issue(
+      const serving = issue(
         m.name,
         m.name,
         ['digital_signature', 'key_encipherment', 'server_auth', 'client_auth'],
@@ -84,6 +97,18 @@ export class EtcdPki extends pulumi.ComponentResource {
           'localhost',
         ],
       );
+      const peerClient = issue(
+        `${m.name}-peer-client`,
+        etcdPeerCn(spec.mesh),
+        ['digital_signature', 'key_encipherment', 'client_auth'],
+        [],
+        [],
+      );
+      this.members[m.name] = {
+        ...serving,
+        peerClientCert: peerClient.cert,
+        peerClientKey: peerClient.key,
+      };
     }
     this.client = issue(
       'replicator-client',

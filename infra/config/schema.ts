@@ -137,6 +137,11 @@ export const etcdSchema = z
      * can). Set true to accept that explicitly; otherwise enable a third cloud.
      */
     allowQuorumLossOnCloudFailure: z.boolean().default(false),
+    /**
+     * Members being replaced after a loss: run `etcdctl member add <name> --peer-urls=<its peer URL>` first,
+     * then list the name here so its pod starts with --initial-cluster-state=existing (docs/infra.md).
+     */
+    replaceMembers: z.array(z.string().min(1)).default([]),
   })
   .prefault({});
 
@@ -506,6 +511,25 @@ function crossFieldIssues(spec: StackConfig): StackConfigIssue[] {
         });
       }
     }
+  }
+  // Member replacement: names of planned members, and the rest must still hold quorum.
+  if (clouds.length > 0 && spec.etcd.replaceMembers.length > 0) {
+    const layout = etcdLayout(spec);
+    const names: string[] = [];
+    for (const c of clouds) for (let i = 0; i < layout[c]; i++) names.push(`etcd-${c}-${i}`);
+    spec.etcd.replaceMembers.forEach((n, i) => {
+      if (!names.includes(n))
+        issues.push({
+          key: `etcd.replaceMembers[${i}]`,
+          message: `no etcd member is named "${n}"; members are ${names.join(', ')}`,
+        });
+    });
+    const total = names.length;
+    if (total - spec.etcd.replaceMembers.length < quorum(total))
+      issues.push({
+        key: 'etcd.replaceMembers',
+        message: `replacing ${spec.etcd.replaceMembers.length} of ${total} members at once leaves fewer than quorum (${quorum(total)}); replace one member at a time (member add needs a live quorum)`,
+      });
   }
   if (isLocalTarget(spec)) issues.push(...localIssues(spec));
   return issues;

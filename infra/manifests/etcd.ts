@@ -3,6 +3,18 @@
 // to derive them from an ordinal), each with a persistent volume and an *internal* load balancer holding
 // a fixed private address that peers reach over the interconnect. Never internet-facing: internal LB
 // annotations, source ranges limited to the mesh's private ranges, and a NetworkPolicy.
+//
+// Peer TLS across clusters: each member dials its peers with a SAN-less client certificate (CN
+// <mesh>-etcd-peer) because etcd checks a peer client certificate's SANs against the connection's remote
+// IP, which across clouds is a node/NAT address (components/etcdPki.ts). --peer-cert-allowed-cn keeps
+// peer access to that CN under the mesh CA. Chosen over --experimental-peer-skip-client-san-verification
+// because it keeps a positive identity check and uses only stable flags (etcd >= 3.5).
+//
+// Placement: members of one cloud never share a node (required anti-affinity), prefer distinct zones, and
+// one PodDisruptionBudget lets a drain take one member at a time.
+//
+// Replacing a lost member: `etcdctl member remove` + `member add`, then list the member in
+// etcd.replaceMembers so its pod starts with --initial-cluster-state=existing (docs/infra.md).
 import type { Cloud, StackConfig } from '../config/schema.ts';
 import type { EtcdMemberPlan } from '../config/network.ts';
 import { etcdInitialCluster, etcdMembers, etcdTimeouts } from '../config/network.ts';
@@ -13,6 +25,11 @@ import { labels, selector } from './types.ts';
 export const ETCD = 'etcd';
 export const ETCD_METRICS_PORT = 2381;
 const TLS_DIR = '/etc/etcd/tls';
+
+/** CN of every member's peer client certificate; members accept only this CN (--peer-cert-allowed-cn). */
+export function etcdPeerCn(mesh: string): string {
+  return `${mesh}-etcd-peer`;
+}
 
 /** Internal (never public) LB annotations per cloud, pinning the member's fixed private address. */
 export function internalLbAnnotations(spec: StackConfig, member: EtcdMemberPlan): Record<string, string> {
@@ -39,7 +56,7 @@ export function internalLbAnnotations(spec: StackConfig, member: EtcdMemberPlan)
 function memberManifests<S>(
   spec: StackConfig,
   member: EtcdMemberPlan,
-  tls: { cert: S; key: S },
+  tls: { cert: S; key: S; peerClientCert: S; peerClientKey: S },
   caCert: S,
 ): K8sObject[] {
   const ns = spec.namespace;
@@ -52,7 +69,13 @@ function memberManifests<S>(
     kind: 'Secret',
     metadata: { name: `${member.name}-tls`, namespace: ns, labels: l },
     type: 'Opaque',
-    stringData: { 'ca.crt': caCert, 'tls.crt': tls.cert, 'tls.key': tls.key },
+    stringData: {
+      'ca.crt': caCert,
+      'tls.crt': tls.cert,
+      'tls.key': tls.key,
+      'peer-client.crt': tls.peerClientCert,
+      'peer-client.key': tls.peerClientKey,
+    },
   };
   const service: K8sObject = {
     apiVersion: 'v1',
@@ -85,7 +108,7 @@ function memberManifests<S>(
     `--advertise-client-urls=${member.clientUrl}`,
     `--initial-advertise-peer-urls=${member.peerUrl}`,
     `--initial-cluster=${etcdInitialCluster(spec)}`,
-    '--initial-cluster-state=new',
+    `--initial-cluster-state=${e.replaceMembers.includes(member.name) ? 'existing' : 'new'}`,
     `--initial-cluster-token=${spec.mesh}-etcd`,
     `--heartbeat-interval=${heartbeatMs}`,
     `--election-timeout=${electionMs}`,
@@ -97,6 +120,9 @@ function memberManifests<S>(
     `--peer-trusted-ca-file=${TLS_DIR}/ca.crt`,
     `--peer-cert-file=${TLS_DIR}/tls.crt`,
     `--peer-key-file=${TLS_DIR}/tls.key`,
+    `--peer-client-cert-file=${TLS_DIR}/peer-client.crt`,
+    `--peer-client-key-file=${TLS_DIR}/peer-client.key`,
+    `--peer-cert-allowed-cn=${etcdPeerCn(spec.mesh)}`,
     '--auto-compaction-mode=periodic',
     '--auto-compaction-retention=1h',
     `--quota-backend-bytes=${2 * 1024 * 1024 * 1024}`,
@@ -119,6 +145,22 @@ function memberManifests<S>(
         },
         spec: {
           terminationGracePeriodSeconds: 30,
+          affinity: {
+            podAntiAffinity: {
+              requiredDuringSchedulingIgnoredDuringExecution: [
+                { topologyKey: 'kubernetes.io/hostname', labelSelector: { matchLabels: selector(ETCD) } },
+              ],
+              preferredDuringSchedulingIgnoredDuringExecution: [
+                {
+                  weight: 100,
+                  podAffinityTerm: {
+                    topologyKey: 'topology.kubernetes.io/zone',
+                    labelSelector: { matchLabels: selector(ETCD) },
+                  },
+                },
+              ],
+            },
+          },
           securityContext: {
             runAsNonRoot: true,
             runAsUser: 65532,
@@ -227,5 +269,11 @@ export function etcdManifests<S>(spec: StackConfig, cloud: Cloud, secrets: Clust
     if (!tls) throw new Error(`missing TLS material for etcd member ${m.name}`);
     return memberManifests(spec, m, tls, secrets.etcdCaCert);
   });
-  return [headless, networkPolicy, ...members];
+  const pdb: K8sObject = {
+    apiVersion: 'policy/v1',
+    kind: 'PodDisruptionBudget',
+    metadata: { name: ETCD, namespace: ns, labels: l },
+    spec: { maxUnavailable: 1, selector: { matchLabels: selector(ETCD) } },
+  };
+  return [headless, networkPolicy, pdb, ...members];
 }

@@ -32,7 +32,15 @@ export function placeholderSecrets(spec: StackConfig, cloud: Cloud): ClusterSecr
     etcdMembers: Object.fromEntries(
       etcdMembers(spec)
         .filter((m) => m.cloud === cloud)
-        .map((m) => [m.name, { cert: p(`${m.name} certificate PEM`), key: p(`${m.name} private key PEM`) }]),
+        .map((m) => [
+          m.name,
+          {
+            cert: p(`${m.name} certificate PEM`),
+            key: p(`${m.name} private key PEM`),
+            peerClientCert: p(`${m.name} peer client certificate PEM`),
+            peerClientKey: p(`${m.name} peer client private key PEM`),
+          },
+        ]),
     ),
     etcdClient: { cert: p('etcd client certificate PEM'), key: p('etcd client private key PEM') },
   };

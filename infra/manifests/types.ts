@@ -21,8 +21,12 @@ export interface ClusterSecrets<S> {
   clusterKey: S;
   /** PEM of the etcd CA certificate (public). */
   etcdCaCert: S;
-  /** etcd member certificates (server + peer usage) for this cluster's members, by member name. */
-  etcdMembers: Record<string, { cert: S; key: S }>;
+  /**
+   * etcd member certificates for this cluster's members, by member name: `cert`/`key` serve clients and
+   * peers (SANs = the member's addresses); `peerClientCert`/`peerClientKey` is what the member presents
+   * when it dials a peer, with no SAN at all (see manifests/etcd.ts for why).
+   */
+  etcdMembers: Record<string, { cert: S; key: S; peerClientCert: S; peerClientKey: S }>;
   /** Client certificate the replicators present to etcd. */
   etcdClient: { cert: S; key: S };
 }

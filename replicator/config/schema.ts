@@ -2,6 +2,7 @@
 // (README "Configuration reference" mirrors it). Defaults live here and nowhere else.
 import { isIP } from 'node:net';
 import { z } from 'zod';
+import { safeMaxFrameBytes, safeMaxPayloadBytes } from '../delivery/payloadBudget.ts';
 
 const port = z.number().int().min(1).max(65535);
 const hostPort = z
@@ -52,8 +53,11 @@ export const replicatorConfigSchema = z.strictObject({
       ports: z.array(port).min(1).max(16).default([7001]),
       /** Addresses to bind; "::" listens on IPv6 (and IPv4-mapped where the OS allows). */
       addresses: z.array(z.string().min(1)).min(1).default(['0.0.0.0']),
-      /** Largest datagram accepted; larger ones are dropped and counted, never truncated. */
-      maxPayloadBytes: z.number().int().min(1).max(65000).default(1400),
+      /**
+       * Largest datagram accepted; larger ones are dropped and counted, never truncated. The default is
+       * the largest payload that crosses every cloud pair's VPN unfragmented (delivery/payloadBudget.ts).
+       */
+      maxPayloadBytes: z.number().int().min(1).max(65000).default(safeMaxPayloadBytes()),
       maxSessions: z.number().int().min(1).max(10_000_000).default(100_000),
       sessionIdleTimeoutMs: z.number().int().min(100).max(86_400_000).default(60_000),
       /** reply: one upstream socket per session relays backend replies; oneway: telemetry/syslog, no replies. */
@@ -86,8 +90,11 @@ export const replicatorConfigSchema = z.strictObject({
         .min(64 * 1024)
         .max(4 * 1024 * 1024 * 1024)
         .default(64 * 1024 * 1024),
-      /** Largest replication frame on the wire (fits a 1500-byte path with IP/UDP headers). */
-      maxFrameBytes: z.number().int().min(512).max(65000).default(1472),
+      /**
+       * Largest replication frame before the 17-byte auth trailer; the default fits every cloud pair's VPN
+       * inner MTU with IP/UDP headers and the trailer (delivery/payloadBudget.ts).
+       */
+      maxFrameBytes: z.number().int().min(512).max(65000).default(safeMaxFrameBytes()),
       /**
        * Frame authentication (HMAC-SHA256). Keys come from these files (first signs, all verify: list the
        * new key first during a rollover) and from UDPMESH_CLUSTER_KEY / UDPMESH_CLUSTER_KEY_PREVIOUS.
@@ -116,6 +123,13 @@ export const replicatorConfigSchema = z.strictObject({
       reorderBufferDatagrams: z.number().int().min(16).max(1_000_000).default(8192),
       /** A gap that does not fill within this time is skipped and counted. */
       gapTimeoutMs: z.number().int().min(10).max(600_000).default(2000),
+      /**
+       * How a backend tells sessions apart, in every cluster (set it mesh-wide): socket = one source
+       * socket per session (any UDP service works unchanged); proxy-v2 = a PROXY v2 header with the real
+       * client address on every datagram (for backends that speak it); none = remote sessions share one
+       * socket per backend. See docs/application-contract.md.
+       */
+      sessionIdentity: z.enum(['socket', 'proxy-v2', 'none']).default('socket'),
     })
     .prefault({})
     .refine((d) => d.backends.length > 0 || d.dns !== undefined, {

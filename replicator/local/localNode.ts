@@ -13,6 +13,7 @@ export interface LocalNodeSpec {
   /** host:port deliveries go to. */
   backend: string;
   etcdEndpoints: string[];
+  sessionIdentity?: NonNullable<ReplicatorConfigInput['delivery']>['sessionIdentity'];
   logLevel?: NonNullable<ReplicatorConfigInput['log']>['level'];
   drainDeadlineMs?: number;
   workers?: number;
@@ -30,7 +31,7 @@ export function localReplicatorConfig(n: LocalNodeSpec): ReplicatorConfigInput {
       ...(n.allowCidrs ? { allowCidrs: n.allowCidrs } : {}),
     },
     replication: { address: n.address, port: n.replicationPort, advertiseAddress: n.address },
-    delivery: { backends: [n.backend] },
+    delivery: { backends: [n.backend], ...(n.sessionIdentity ? { sessionIdentity: n.sessionIdentity } : {}) },
     ...(n.workers ? { workers: n.workers } : {}),
     etcd: { endpoints: n.etcdEndpoints },
     metrics: { address: n.address, port: n.metricsPort },

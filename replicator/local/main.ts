@@ -1,6 +1,6 @@
 // Local mode: the whole mesh on one machine, on loopback.
-//   npm run local [-- --backend host:port] [--base-port N] [--no-dashboard]
-// Starts a 3-member etcd cluster, an echo backend per cloud (or your UDP service behind every cloud),
+//   npm run local [-- --backend [cloud=]host:port ...] [--session-identity M] [--base-port N] [--no-dashboard]
+// Starts a 3-member etcd cluster, an echo backend per cloud (or your UDP service, per cloud),
 // and three replicators named aws, gcp and azure; shows live counts until Ctrl-C or SIGTERM, then
 // stops everything it started and removes its temp dir. If any child dies, it says so and shuts down.
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -14,8 +14,8 @@ import { ReplicatorProcess } from './replicatorProcess.ts';
 import { localReplicatorConfig } from './localNode.ts';
 import { trackDir, untrackDir } from './children.ts';
 import { scrapeMetrics, sumOf, select, type Sample } from './promText.ts';
+import { CLOUDS, parseBackends, type LocalCloud } from './backendOption.ts';
 
-const CLOUDS = ['aws', 'gcp', 'azure'] as const;
 const HOST = '127.0.0.1';
 
 const USAGE = `usage: npm run local -- [options]
@@ -24,15 +24,25 @@ Runs udpmesh on this machine: a 3-member etcd cluster, three replicators (aws, g
 127.0.0.1 and an echo backend behind each, until Ctrl-C.
 
 Options:
-  --backend host:port   deliver to this UDP service in every cloud instead of the echo backends
+  --backend [cloud=]host:port
+                        deliver to this UDP service instead of an echo backend: cloud=host:port for one
+                        cloud (aws, gcp or azure; repeat the option per cloud), host:port for every cloud
+                        (one service behind three clouds then receives every datagram three times)
+  --session-identity socket|proxy-v2|none
+                        delivery.sessionIdentity of every replicator (default socket): how a backend tells
+                        client sessions apart; proxy-v2 needs a backend that accepts PROXY v2 over UDP
   --base-port N         port base (default 7000): ingress N+1..N+3, replication N+946..N+948,
                         metrics N+2101..N+2103, echo backends N+201..N+203
   --no-dashboard        do not print live counts
   -h, --help            show this help
 `;
 
+const IDENTITIES = ['socket', 'proxy-v2', 'none'] as const;
+
 interface Options {
-  backend: string | undefined;
+  /** Per cloud: the UDP service to deliver to; a cloud without one gets an echo backend. */
+  backends: Partial<Record<LocalCloud, string>>;
+  sessionIdentity: (typeof IDENTITIES)[number];
   basePort: number;
   dashboard: boolean;
 }
@@ -41,7 +51,8 @@ function parseOptions(argv: string[]): Options | undefined {
   const { values } = parseArgs({
     args: argv,
     options: {
-      backend: { type: 'string' },
+      backend: { type: 'string', multiple: true, default: [] },
+      'session-identity': { type: 'string', default: 'socket' },
       'base-port': { type: 'string', default: '7000' },
       'no-dashboard': { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h', default: false },
@@ -58,13 +69,15 @@ function parseOptions(argv: string[]): Options | undefined {
       `--base-port: expected an integer between 1024 and ${65535 - 2103}, got ${values['base-port']}`,
     );
   }
-  if (
-    values.backend !== undefined &&
-    !/^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9._-]+):\d{1,5}$/.test(values.backend)
-  ) {
-    throw new Error(`--backend: expected host:port, e.g. 127.0.0.1:5353, got ${values.backend}`);
-  }
-  return { backend: values.backend, basePort, dashboard: !values['no-dashboard'] };
+  const identity = values['session-identity'];
+  if (!(IDENTITIES as readonly string[]).includes(identity))
+    throw new Error(`--session-identity: expected socket, proxy-v2 or none, got ${identity}`);
+  return {
+    backends: parseBackends(values.backend),
+    sessionIdentity: identity as Options['sessionIdentity'],
+    basePort,
+    dashboard: !values['no-dashboard'],
+  };
 }
 
 interface Node {
@@ -220,7 +233,7 @@ async function main(): Promise<number> {
       p.ingressPort,
       p.replicationPort,
       p.metricsPort,
-      ...(opts.backend ? [] : [p.echoPort]),
+      ...(opts.backends[p.cloud] ? [] : [p.echoPort]),
     ]);
     const busy: number[] = [];
     for (const port of wanted) if (!(await isPortFree(port, HOST))) busy.push(port);
@@ -234,8 +247,9 @@ async function main(): Promise<number> {
     log(`  etcd: ${etcd.endpoints.join(', ')}`);
 
     for (const p of plan) {
-      const echo = opts.backend ? undefined : await startEchoBackend({ host: HOST, port: p.echoPort });
-      const backend = opts.backend ?? echo!.endpoint;
+      const given = opts.backends[p.cloud];
+      const echo = given ? undefined : await startEchoBackend({ host: HOST, port: p.echoPort });
+      const backend = given ?? echo!.endpoint;
       const config = localReplicatorConfig({
         cloud: p.cloud,
         mesh: 'local',
@@ -244,6 +258,7 @@ async function main(): Promise<number> {
         replicationPort: p.replicationPort,
         metricsPort: p.metricsPort,
         backend,
+        sessionIdentity: opts.sessionIdentity,
         etcdEndpoints: etcd.endpoints,
       });
       const proc = new ReplicatorProcess({ name: p.cloud, config, dir });

@@ -115,6 +115,32 @@ export function createMetricsRegistry(snapshot: () => ReplicatorSnapshot): clien
   counter('udpmesh_sessions_evicted_total', 'Client sessions removed, by reason.', ['reason'], (m, s) => {
     for (const [reason, n] of Object.entries(s.sessionsEvicted)) m.inc({ reason }, n);
   });
+  gauge(
+    'udpmesh_delivery_sessions_active',
+    'Sessions holding their own delivery socket or identity towards a local backend (delivery.sessionIdentity).',
+    [],
+    (m, s) => m.set(s.deliverySessions.active),
+  );
+  counter(
+    'udpmesh_delivery_sessions_opened_total',
+    'Delivery sessions (one source socket or identity per client session) opened.',
+    [],
+    (m, s) => m.inc(s.deliverySessions.opened),
+  );
+  counter(
+    'udpmesh_delivery_sessions_evicted_total',
+    'Delivery sessions removed, by reason (idle, capacity, closed).',
+    ['reason'],
+    (m, s) => {
+      for (const [reason, n] of Object.entries(s.deliverySessions.evicted)) m.inc({ reason }, n);
+    },
+  );
+  counter(
+    'udpmesh_delivery_identity_unknown_total',
+    'proxy-v2 datagrams delivered before their session address was announced (UNSPEC PROXY header).',
+    [],
+    (m, s) => m.inc(s.deliverySessions.identityUnknown),
+  );
   counter('udpmesh_etcd_requests_total', 'Requests this replicator made to etcd.', [], (m, s) =>
     m.inc(s.etcdRequests),
   );

@@ -54,6 +54,15 @@ export interface ReplicatorSnapshot {
   remoteRepliesDiscarded: number;
   sessionsActive: number;
   sessionsEvicted: Record<string, number>;
+  /** Per-session delivery sockets / identities (delivery.sessionIdentity), in every cluster. */
+  deliverySessions: {
+    mode: string;
+    active: number;
+    opened: number;
+    evicted: Record<string, number>;
+    /** proxy-v2 datagrams delivered before their session's address was known (UNSPEC header). */
+    identityUnknown: number;
+  };
   delivered: Record<string, number>;
   duplicatesDropped: number;
   dropped: Record<string, number>;

@@ -437,6 +437,8 @@ describe('infra program (mocks): every subset of clouds', function () {
                 {
                   cert: pem('CERTIFICATE', `etcd-pki-${m.name}-cert`),
                   key: pem('PRIVATE KEY', `etcd-pki-${m.name}-key`),
+                  peerClientCert: pem('CERTIFICATE', `etcd-pki-${m.name}-peer-client-cert`),
+                  peerClientKey: pem('PRIVATE KEY', `etcd-pki-${m.name}-peer-client-key`),
                 },
               ]),
           );

@@ -67,7 +67,7 @@ describe('config: load and validate', function () {
       assert.deepEqual(c.ingress.ports, [7001]);
       assert.equal(c.ingress.mode, 'reply');
       assert.equal(c.replication.port, 7946);
-      assert.equal(c.replication.maxFrameBytes, 1472);
+      assert.equal(c.replication.maxFrameBytes, 1355);
       assert.equal(c.delivery.gapTimeoutMs, 2000);
       assert.equal(c.metrics.port, 9100);
       assert.equal(c.log.level, 'info');
