@@ -10,20 +10,36 @@ export const CONTRACT_VERSION = '1';
 
 /** Per-cloud output names: `${cloud}${Suffix}`, present only for enabled clouds. */
 export const PER_CLOUD_OUTPUTS = ['ClusterName', 'Kubeconfig', 'UdpEndpoint'] as const;
+/** Per-cloud outputs some stacks add: the replicator's metrics URL (local target). */
+export const OPTIONAL_PER_CLOUD_OUTPUTS = ['MetricsUrl'] as const;
+/** A local stack (clouds: [local]) has no Kubernetes, hence no kubeconfig. */
+const LOCAL_PER_CLOUD_OUTPUTS = ['ClusterName', 'UdpEndpoint'] as const;
 /** Outputs that are Pulumi secrets. */
 export const SECRET_OUTPUTS = CLOUDS.map((c) => `${c}Kubeconfig`);
 
-export function perCloudOutput(cloud: Cloud, suffix: (typeof PER_CLOUD_OUTPUTS)[number]): string {
+export function perCloudOutput(
+  cloud: Cloud,
+  suffix: (typeof PER_CLOUD_OUTPUTS)[number] | (typeof OPTIONAL_PER_CLOUD_OUTPUTS)[number],
+): string {
   return `${cloud}${suffix}`;
 }
 
 export const udpmeshOutputsSchema = z.object({
   contractVersion: z.literal(CONTRACT_VERSION),
+  /** Where the mesh runs: "local" for a clouds: [local] stack (absent on cloud stacks). */
+  target: z.enum(['cloud', 'local']).optional(),
   mesh: z.string(),
   clouds: z.array(z.enum(CLOUDS)).min(1),
   udpPorts: z.array(z.number().int()),
   etcdClientEndpoints: z.array(z.string()),
   grafanaUrl: z.string().optional(),
+  /** Prometheus with the udpmesh alert rules (local target). */
+  prometheusUrl: z.string().optional(),
+  /** Pid files, logs and data of a local stack's processes. */
+  localStateDir: z.string().optional(),
+  awsMetricsUrl: z.string().optional(),
+  gcpMetricsUrl: z.string().optional(),
+  azureMetricsUrl: z.string().optional(),
   awsClusterName: z.string().optional(),
   awsKubeconfig: z.string().optional(),
   awsUdpEndpoint: z.string().optional(),
@@ -58,8 +74,9 @@ export function parseUdpmeshOutputs(raw: unknown): UdpmeshOutputs {
       `stack outputs do not match udpmesh contract v${CONTRACT_VERSION}: ${r.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`,
     );
   }
+  const required = r.data.target === 'local' ? LOCAL_PER_CLOUD_OUTPUTS : PER_CLOUD_OUTPUTS;
   for (const cloud of r.data.clouds) {
-    for (const suffix of PER_CLOUD_OUTPUTS) {
+    for (const suffix of required) {
       if (r.data[perCloudOutput(cloud, suffix) as keyof UdpmeshOutputs] === undefined) {
         throw new Error(
           `stack outputs do not match udpmesh contract v${CONTRACT_VERSION}: ${perCloudOutput(cloud, suffix)} missing for enabled cloud ${cloud}`,
@@ -81,8 +98,13 @@ export function udpmeshStackOutputs(
   const ref = new pulumi.StackReference(stackName, { name: stackName }, opts);
   const names = [
     ...REQUIRED_OUTPUTS,
+    'target',
     'grafanaUrl',
-    ...CLOUDS.flatMap((c) => PER_CLOUD_OUTPUTS.map((s) => perCloudOutput(c, s))),
+    'prometheusUrl',
+    'localStateDir',
+    ...CLOUDS.flatMap((c) =>
+      [...PER_CLOUD_OUTPUTS, ...OPTIONAL_PER_CLOUD_OUTPUTS].map((s) => perCloudOutput(c, s)),
+    ),
   ];
   const values = Object.fromEntries(names.map((n) => [n, ref.getOutput(n)]));
   const combined = pulumi.all(values).apply((v) => {

@@ -3,7 +3,7 @@
 import * as pulumi from '@pulumi/pulumi';
 import * as random from '@pulumi/random';
 import type { Cloud, StackConfig } from './config/schema.ts';
-import { enabledClouds, readStackConfig } from './config/schema.ts';
+import { enabledClouds, isLocalTarget, readStackConfig } from './config/schema.ts';
 import { etcdMembers } from './config/network.ts';
 import { AwsCluster } from './components/awsCluster.ts';
 import { AzureCluster } from './components/azureCluster.ts';
@@ -12,6 +12,9 @@ import { EtcdPki } from './components/etcdPki.ts';
 import { GcpCluster } from './components/gcpCluster.ts';
 import type { ClusterHandle } from './components/types.ts';
 import { Interconnect } from './interconnect/vpnMesh.ts';
+import { LocalMesh } from './local/localMesh.ts';
+import { localPlan } from './local/plan.ts';
+import { localPreflight } from './local/preflight.ts';
 import type { UdpmeshProgramOutputs } from './outputs.ts';
 import { CONTRACT_VERSION, perCloudOutput } from './outputs.ts';
 
@@ -85,7 +88,15 @@ export async function udpmeshProgram(options: UdpmeshProgramOptions = {}): Promi
   const spec = options.spec ?? readStackConfig();
   // One line in every preview/up: the config passed validation and the program is registering the estate
   // (the real-engine tests look for it to tell program errors from absent provider plugins).
-  void pulumi.log.info(`udpmesh: stack config valid; clouds: ${enabledClouds(spec).join(', ')}`);
+  void pulumi.log.info(
+    `udpmesh: stack config valid; clouds: ${(isLocalTarget(spec) ? ['local'] : enabledClouds(spec)).join(', ')}`,
+  );
+  if (isLocalTarget(spec)) {
+    // clouds: [local]: the mesh as processes on this machine (infra/local), same config and outputs.
+    const plan = localPlan(spec, pulumi.getProject(), pulumi.getStack());
+    await localPreflight(plan);
+    return new LocalMesh(spec.mesh, { spec, plan }, { transformations: options.transformations }).outputs;
+  }
   const estate = new UdpmeshEstate(spec.mesh, spec, { transformations: options.transformations });
   return estate.outputs;
 }

@@ -3,6 +3,7 @@
 // ASN uniqueness, etcd quorum layout, port clashes, unknown clouds) are checked in parseStackConfig and
 // every failure names the offending key and how to fix it.
 import * as pulumi from '@pulumi/pulumi';
+import { isIP } from 'node:net';
 import { z } from 'zod';
 import { cidrContains, cidrsOverlap, parseCidr } from './cidr.ts';
 
@@ -163,6 +164,48 @@ export const monitoringSchema = z
   })
   .prefault({});
 
+const ipAddress = z
+  .string()
+  .refine((s) => isIP(s) !== 0, { message: 'expected an IP address, e.g. 127.0.0.2' });
+const backendEndpoint = z
+  .string()
+  .regex(/^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9._-]+):\d{1,5}$/, 'expected host:port, e.g. 127.0.0.1:5353');
+
+/**
+ * The `local` target (`clouds: [local]`): the mesh as processes on this machine (infra/local). Each
+ * simulated cloud gets its own loopback address, so every cloud uses the same ports as in Kubernetes
+ * (replicator.ingressPorts/replicationPort/metricsPort, etcd.clientPort/peerPort) and the outputs keep
+ * the cloud stacks' shape. Linux routes all of 127.0.0.0/8 to loopback; macOS needs
+ * `sudo ifconfig lo0 alias 127.0.0.2 up` (and .3).
+ */
+export const localSchema = z
+  .strictObject({
+    addresses: z
+      .strictObject({
+        aws: ipAddress.default('127.0.0.1'),
+        gcp: ipAddress.default('127.0.0.2'),
+        azure: ipAddress.default('127.0.0.3'),
+      })
+      .prefault({}),
+    /** Your UDP service per simulated cloud; a cloud without one gets an echo backend on echoPort. */
+    backends: z
+      .strictObject({
+        aws: backendEndpoint.optional(),
+        gcp: backendEndpoint.optional(),
+        azure: backendEndpoint.optional(),
+      })
+      .prefault({}),
+    echoPort: port.default(5353),
+    prometheus: z
+      .strictObject({ address: ipAddress.default('127.0.0.1'), port: port.default(9090) })
+      .prefault({}),
+    /** Pid files, logs, configs and data; default $XDG_STATE_HOME/udpmesh/<project>/<stack>. */
+    stateDir: z.string().min(1).optional(),
+    /** How long create/update wait for a process to become ready. */
+    readyTimeoutMs: z.number().int().min(1000).max(600_000).default(60_000),
+  })
+  .prefault({});
+
 export const stackConfigSchema = z.strictObject({
   /** Enabled clouds: any non-empty subset of aws, gcp, azure. */
   clouds: z.array(z.string()).min(1, 'enable at least one cloud, e.g. ["aws"]'),
@@ -177,6 +220,7 @@ export const stackConfigSchema = z.strictObject({
   etcd: etcdSchema,
   istio: istioSchema,
   monitoring: monitoringSchema,
+  local: localSchema,
 });
 
 export type StackConfigInput = z.input<typeof stackConfigSchema>;
@@ -207,6 +251,14 @@ export class StackConfigError extends Error {
 
 export function isCloud(s: string): s is Cloud {
   return (CLOUDS as readonly string[]).includes(s);
+}
+
+/** The `local` target: not a cloud, the whole mesh on this machine (infra/local). */
+export const LOCAL_TARGET = 'local';
+
+/** True for a `clouds: [local]` stack. */
+export function isLocalTarget(spec: Pick<StackConfig, 'clouds'>): boolean {
+  return spec.clouds.includes(LOCAL_TARGET);
 }
 
 /** Enabled clouds in canonical order (aws, gcp, azure). */
@@ -253,8 +305,17 @@ function crossFieldIssues(spec: StackConfig): StackConfigIssue[] {
   const clouds: Cloud[] = [];
   const seen = new Set<string>();
   spec.clouds.forEach((c, i) => {
-    if (!isCloud(c)) {
-      issues.push({ key: `clouds[${i}]`, message: `unknown cloud "${c}"; use any of aws, gcp, azure` });
+    if (c === LOCAL_TARGET) {
+      if (spec.clouds.length > 1)
+        issues.push({
+          key: `clouds[${i}]`,
+          message: `"local" runs the whole mesh on this machine and cannot be combined with other clouds; use clouds: [local] alone`,
+        });
+    } else if (!isCloud(c)) {
+      issues.push({
+        key: `clouds[${i}]`,
+        message: `unknown cloud "${c}"; use any of aws, gcp, azure (or local alone)`,
+      });
     } else if (seen.has(c)) {
       issues.push({ key: `clouds[${i}]`, message: `"${c}" is listed twice; list each cloud once` });
     } else clouds.push(c);
@@ -470,6 +531,52 @@ function crossFieldIssues(spec: StackConfig): StackConfigIssue[] {
         message: `replacing ${spec.etcd.replaceMembers.length} of ${total} members at once leaves fewer than quorum (${quorum(total)}); replace one member at a time (member add needs a live quorum)`,
       });
   }
+  if (isLocalTarget(spec)) issues.push(...localIssues(spec));
+  return issues;
+}
+
+/** Local target: distinct addresses, and no two listeners of this machine on one address:port. */
+function localIssues(spec: StackConfig): StackConfigIssue[] {
+  const issues: StackConfigIssue[] = [];
+  const l = spec.local;
+  if (spec.etcd.layout !== undefined || spec.etcd.members !== 3) {
+    issues.push({
+      key: spec.etcd.layout !== undefined ? 'etcd.layout' : 'etcd.members',
+      message: 'the local target runs 3 etcd members, one per simulated cloud; remove this key',
+    });
+  }
+  const seenAddr = new Map<string, string>();
+  for (const c of CLOUDS) {
+    const other = seenAddr.get(l.addresses[c]);
+    if (other)
+      issues.push({
+        key: `local.addresses.${c}`,
+        message: `${l.addresses[c]} is also local.addresses.${other}; give every simulated cloud its own loopback address (127.0.0.1, 127.0.0.2, 127.0.0.3)`,
+      });
+    seenAddr.set(l.addresses[c], c);
+  }
+  const taken = new Map<string, string>();
+  const claim = (address: string, p: number, key: string): void => {
+    const where = `${address}:${p}`;
+    const other = taken.get(where);
+    if (other && other !== key)
+      issues.push({
+        key,
+        message: `port ${p} on ${address} clashes with ${other}; give every listener its own port`,
+      });
+    else taken.set(where, key);
+  };
+  const r = spec.replicator;
+  for (const c of CLOUDS) {
+    const a = l.addresses[c];
+    r.ingressPorts.forEach((p, i) => claim(a, p, `replicator.ingressPorts[${i}]`));
+    claim(a, r.replicationPort, 'replicator.replicationPort');
+    claim(a, r.metricsPort, 'replicator.metricsPort');
+    claim(a, spec.etcd.clientPort, 'etcd.clientPort');
+    claim(a, spec.etcd.peerPort, 'etcd.peerPort');
+    if (!l.backends[c]) claim(a, l.echoPort, 'local.echoPort');
+  }
+  if (spec.monitoring.enabled) claim(l.prometheus.address, l.prometheus.port, 'local.prometheus.port');
   return issues;
 }
 

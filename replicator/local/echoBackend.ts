@@ -2,7 +2,7 @@
 // Used by local mode (one per cloud) and runnable on its own:
 //   node --import tsx replicator/local/echoBackend.ts --port 5353 [--host 127.0.0.1] [--no-reply]
 import { createSocket, type Socket } from 'node:dgram';
-import { pathToFileURL } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 
 export interface EchoBackendOptions {
@@ -27,6 +27,16 @@ export interface EchoBackend {
   /** Distinct source address:port pairs seen. */
   readonly sources: number;
   close(): Promise<void>;
+}
+
+const ECHO_MAIN = fileURLToPath(import.meta.url);
+
+/** The command that runs an echo backend as its own process (the `local` Pulumi target runs it detached). */
+export function echoBackendCommand(host: string, port: number): { command: string; args: string[] } {
+  return {
+    command: process.execPath,
+    args: ['--import', 'tsx', ECHO_MAIN, '--host', host, '--port', String(port)],
+  };
 }
 
 export async function startEchoBackend(opts: EchoBackendOptions = {}): Promise<EchoBackend> {

@@ -105,7 +105,8 @@ function delay(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
 }
 
-async function memberHealthy(clientUrl: string): Promise<boolean> {
+/** True when the member at clientUrl answers /health with health "true" (it sees a leader). */
+export async function memberHealthy(clientUrl: string): Promise<boolean> {
   try {
     const res = await fetch(`${clientUrl}/health`, { signal: AbortSignal.timeout(1000) });
     if (!res.ok) return false;
@@ -139,12 +140,12 @@ class Member implements EtcdMember {
 
   spawn(): void {
     const fd = openSync(this.logFile, 'a');
-    const env: NodeJS.ProcessEnv = { ...process.env };
-    // etcd 3.4 refuses to start on non-amd64 architectures unless told otherwise.
-    if (process.arch === 'arm64') env.ETCD_UNSUPPORTED_ARCH = 'arm64';
-    else if (process.arch !== 'x64') env.ETCD_UNSUPPORTED_ARCH = process.arch;
     try {
-      this.child = spawn(this.binary, this.args, { detached: true, stdio: ['ignore', fd, fd], env });
+      this.child = spawn(this.binary, this.args, {
+        detached: true,
+        stdio: ['ignore', fd, fd],
+        env: etcdEnv(),
+      });
     } finally {
       closeSync(fd);
     }
@@ -317,6 +318,14 @@ export async function startEtcdCluster(opts: EtcdClusterOptions = {}): Promise<E
     await cluster.stop();
     throw err;
   }
+}
+
+/** Environment for an etcd member: etcd 3.4 refuses to start on non-amd64 architectures unless told otherwise. */
+export function etcdEnv(): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = { ...process.env };
+  if (process.arch === 'arm64') env.ETCD_UNSUPPORTED_ARCH = 'arm64';
+  else if (process.arch !== 'x64') env.ETCD_UNSUPPORTED_ARCH = process.arch;
+  return env;
 }
 
 /** Command-line flags of one member of a new static etcd cluster (fast timers for loopback by default). */

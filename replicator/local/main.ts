@@ -7,11 +7,11 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import type { ReplicatorConfigInput } from '../config/schema.ts';
 import { startEtcdCluster, type EtcdCluster } from './etcdCluster.ts';
 import { startEchoBackend, type EchoBackend } from './echoBackend.ts';
 import { isPortFree } from './freePort.ts';
 import { ReplicatorProcess } from './replicatorProcess.ts';
+import { localReplicatorConfig } from './localNode.ts';
 import { trackDir, untrackDir } from './children.ts';
 import { scrapeMetrics, sumOf, select, type Sample } from './promText.ts';
 import { CLOUDS, parseBackends, type LocalCloud } from './backendOption.ts';
@@ -250,18 +250,17 @@ async function main(): Promise<number> {
       const given = opts.backends[p.cloud];
       const echo = given ? undefined : await startEchoBackend({ host: HOST, port: p.echoPort });
       const backend = given ?? echo!.endpoint;
-      const config: ReplicatorConfigInput = {
-        cluster: p.cloud,
-        instance: `${p.cloud}-local`,
+      const config = localReplicatorConfig({
+        cloud: p.cloud,
         mesh: 'local',
-        ingress: { ports: [p.ingressPort], addresses: [HOST] },
-        replication: { address: HOST, port: p.replicationPort, advertiseAddress: HOST },
-        delivery: { backends: [backend], sessionIdentity: opts.sessionIdentity },
-        etcd: { endpoints: etcd.endpoints },
-        metrics: { address: HOST, port: p.metricsPort },
-        log: { level: 'info' },
-        drain: { deadlineMs: 3000 },
-      };
+        address: HOST,
+        ingressPorts: [p.ingressPort],
+        replicationPort: p.replicationPort,
+        metricsPort: p.metricsPort,
+        backend,
+        sessionIdentity: opts.sessionIdentity,
+        etcdEndpoints: etcd.endpoints,
+      });
       const proc = new ReplicatorProcess({ name: p.cloud, config, dir });
       const node: Node = { ...p, backend, echo, proc };
       proc.onExit((info, expected) => {

@@ -28,10 +28,25 @@ export interface ReplicatorProcessOptions {
  * (UDPMESH_<SECTION>__<KEY>), and one meant for something else must not change the child's config.
  * Pass overrides explicitly through the env option.
  */
-function inheritedEnv(): NodeJS.ProcessEnv {
+export function inheritedEnv(): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = {};
   for (const [k, v] of Object.entries(process.env)) if (!k.startsWith('UDPMESH_')) env[k] = v;
   return env;
+}
+
+/**
+ * The command that runs one replicator with a config file: the one launch recipe for local mode, the
+ * test harness and the `local` Pulumi target (infra/local), which runs it detached.
+ */
+export function replicatorCommand(
+  configFile: string,
+  mainPath: string = REPLICATOR_MAIN,
+): { command: string; args: string[]; cwd: string } {
+  return {
+    command: process.execPath,
+    args: ['--import', 'tsx', mainPath, '--config', configFile],
+    cwd: REPO_ROOT,
+  };
 }
 
 function delay(ms: number): Promise<void> {
@@ -104,8 +119,9 @@ export class ReplicatorProcess {
     const fd = openSync(this.logFile, 'a');
     try {
       writeSync(fd, `--- ${this.name}: start #${this.starts} at ${new Date().toISOString()} ---\n`);
-      this.child = spawn(process.execPath, ['--import', 'tsx', this.mainPath, '--config', this.configFile], {
-        cwd: REPO_ROOT,
+      const cmd = replicatorCommand(this.configFile, this.mainPath);
+      this.child = spawn(cmd.command, cmd.args, {
+        cwd: cmd.cwd,
         detached: true,
         stdio: ['ignore', fd, fd],
         env: { ...inheritedEnv(), ...this.env },

@@ -1,0 +1,102 @@
+// Helpers every local-target provider uses: the shape of a managed process in the state, port checks
+// that name the port, waiting with a deadline, and the "is this binary installed" errors.
+import { existsSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { isPortFree } from '../../../replicator/local/freePort.ts';
+import { isRunning, readPidFile, tailFile, type PidRecord } from '../../../replicator/local/detached.ts';
+
+/** What read() reports about one process; a dead one (running false) is drift that `up` repairs. */
+export interface ProcessState {
+  pid: number;
+  startTime: string;
+  running: boolean;
+}
+
+export function processState(rec: PidRecord | undefined): ProcessState {
+  return rec && isRunning(rec)
+    ? { pid: rec.pid, startTime: rec.startTime, running: true }
+    : { pid: 0, startTime: '', running: false };
+}
+
+export function processStateOf(pidFile: string): ProcessState {
+  return processState(readPidFile(pidFile));
+}
+
+export function delay(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
+
+export interface Listener {
+  address: string;
+  port: number;
+  /** e.g. "aws replicator ingress" */
+  what: string;
+}
+
+/** Throws naming every address:port that is already in use (before anything is started). */
+export async function assertPortsFree(listeners: Listener[]): Promise<void> {
+  const busy: Listener[] = [];
+  for (const l of listeners) if (!(await isPortFree(l.port, l.address))) busy.push(l);
+  if (busy.length > 0) {
+    throw new Error(
+      `port ${busy.map((b) => `${b.port} on ${b.address} (${b.what})`).join(', port ')} ${busy.length > 1 ? 'are' : 'is'} already in use; ` +
+        'stop what holds it or choose other ports in the stack config (replicator.*Port, etcd.*Port, local.*)',
+    );
+  }
+}
+
+/** Polls probe every 100 ms until it returns true; throws describe() when the process dies or time runs out. */
+export async function waitUntil(
+  probe: () => Promise<boolean>,
+  opts: { timeoutMs: number; alive: () => boolean; what: string; logFile: string },
+): Promise<void> {
+  const deadline = Date.now() + opts.timeoutMs;
+  while (Date.now() < deadline) {
+    if (!opts.alive())
+      throw new Error(
+        `${opts.what} exited during start-up; last log lines (${opts.logFile}):\n${tailFile(opts.logFile, 25)}`,
+      );
+    if (await probe()) return;
+    await delay(100);
+  }
+  throw new Error(
+    `${opts.what} was not ready after ${opts.timeoutMs} ms; last log lines (${opts.logFile}):\n${tailFile(opts.logFile, 25)}`,
+  );
+}
+
+export async function httpOk(url: string, init?: RequestInit): Promise<boolean> {
+  try {
+    const res = await fetch(url, { ...init, signal: AbortSignal.timeout(1000) });
+    await res.arrayBuffer();
+    return res.ok;
+  } catch {
+    return false;
+  }
+}
+
+export function hostUrl(address: string, port: number): string {
+  return `http://${address.includes(':') ? `[${address}]` : address}:${port}`;
+}
+
+function onPath(cmd: string): string | undefined {
+  for (const dir of (process.env.PATH ?? '').split(':')) {
+    if (!dir) continue;
+    const p = join(dir, cmd);
+    try {
+      if (statSync(p).isFile()) return p;
+    } catch {
+      /* not here */
+    }
+  }
+  return undefined;
+}
+
+/** Path of a Debian-packaged binary, or an error with the apt command that installs it. */
+export function requireBinary(cmd: string, aptPackage: string, envVar?: string): string {
+  const explicit = envVar ? process.env[envVar] : undefined;
+  for (const c of [explicit, `/usr/bin/${cmd}`, onPath(cmd)]) if (c && existsSync(c)) return c;
+  throw new Error(
+    `${cmd} is not installed (looked for ${envVar ? `$${envVar}, ` : ''}/usr/bin/${cmd} and PATH); the local target needs it: ` +
+      `sudo apt-get update && sudo apt-get install -y ${aptPackage}`,
+  );
+}
