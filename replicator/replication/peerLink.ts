@@ -119,7 +119,8 @@ export class PeerLink {
   private resyncEnd = 0;
   private cap = INITIAL_CAPACITY;
   private sessions = new Uint32Array(INITIAL_CAPACITY);
-  private seqs = new Uint32Array(INITIAL_CAPACITY);
+  /** Per-session seq: up to 2^53-1 (frame v2), so not a Uint32Array, which would wrap it at 2^32 (D1). */
+  private seqs = new Float64Array(INITIAL_CAPACITY);
   private payloads: Array<Buffer | undefined> = new Array(INITIAL_CAPACITY);
   private sentAt = new Float64Array(INITIAL_CAPACITY);
   /** Packet number of the DATA frame that last carried each position. */
@@ -532,7 +533,7 @@ export class PeerLink {
   private grow(): void {
     const cap = this.cap * 2;
     const sessions = new Uint32Array(cap);
-    const seqs = new Uint32Array(cap);
+    const seqs = new Float64Array(cap);
     const payloads: Array<Buffer | undefined> = new Array(cap);
     const sentAt = new Float64Array(cap);
     const sentFrame = new Float64Array(cap);
