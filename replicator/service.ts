@@ -1,6 +1,8 @@
 // The replicator: ingress -> positions -> local delivery + replication to one replica of every other
-// cluster; inbound replication -> dedupe/order -> local delivery; replies back to clients. This file wires
-// the pure parts (codec, window, streams, links, tables) to sockets, timers and the coordinator.
+// cluster; inbound replication -> dedupe/order -> local delivery; replies back to clients. This file owns
+// the I/O: sockets (ingress listeners, the replication Transport, backend sockets), timers, etcd and the
+// ingress session table. Everything about replication lives in the I/O-free ReplicationCore
+// (core/replicationCore.ts), which the simulator runs on a virtual network and clock.
 import { createSocket, type RemoteInfo, type Socket } from 'node:dgram';
 import { hostname } from 'node:os';
 import { performance } from 'node:perf_hooks';
@@ -8,45 +10,29 @@ import type { Logger } from 'pino';
 import type { ReplicatorConfig } from './config/schema.ts';
 import { validateConfig } from './config/load.ts';
 import { Coordinator, deepMerge } from './coordination/coordinator.ts';
-import type { MemberRecord } from './coordination/keys.ts';
 import { BackendPool, type Backend } from './delivery/backendPool.ts';
-import { hashString, mix32, rendezvous } from './delivery/hashRing.ts';
-import { InboundStream } from './delivery/inboundStream.ts';
+import { hashString } from './delivery/hashRing.ts';
 import type { ClientSession } from './ingress/clientSession.ts';
-import { bindListeners, bindUdp, type Listener } from './ingress/listeners.ts';
+import { bindListeners, type Listener } from './ingress/listeners.ts';
 import { SessionTable, type EvictReason } from './ingress/sessionTable.ts';
-import { decodeFrame, encodeAck, encodePing, FrameType, type DataFrame } from './protocol/frame.ts';
 import { protocolParams } from './protocol/params.ts';
-import { PeerLink, type PeerEndpoint } from './replication/peerLink.ts';
+import type { PeerEndpoint } from './replication/peerLink.ts';
+import { sessionHashKey } from './replication/peerSet.ts';
 import { DropReason, type ReplicatorSnapshot } from './observability/stats.ts';
-import { verifyFrame, signFrame, type FrameKey, type KeyRing } from './protocol/frameAuth.ts';
-import { loadKeyRing } from './replication/clusterKeys.ts';
+import type { KeyRing } from './protocol/frameAuth.ts';
+import { loadKeyRing, requireKey } from './replication/clusterKeys.ts';
 import { BackendSockets } from './delivery/backendSockets.ts';
+import { ReplicationCore, streamDrops } from './core/replicationCore.ts';
+import { UdpTransport } from './core/transport.ts';
+import { CONTROL_SESSION, type DeliverySink, type ReplicatedSession } from './core/deliverySink.ts';
 import { SessionDelivery, type SessionOrigin } from './delivery/sessionDelivery.ts';
-import { CONTROL_SESSION } from './delivery/sessionAnnounce.ts';
+
+export { sessionHashKey };
 
 const kSession = Symbol('udpmesh.session');
 type UpstreamSocket = Socket & { [kSession]?: ClientSession };
 const UPSTREAM_QUEUE_LIMIT = 256;
 import { Admission, takeToken } from './ingress/admission.ts';
-
-/** Same key in every cluster for one session, so equal backend lists give the same backend index. */
-export function sessionHashKey(originHash: number, epoch: number, session: number): number {
-  return mix32(originHash ^ Math.imul(epoch, 0x9e3779b1) ^ mix32(session));
-}
-
-interface InboundEntry {
-  stream: InboundStream;
-  originCluster: string;
-  originHash: number;
-  origin: SessionOrigin;
-}
-
-interface LinkEntry {
-  link: PeerLink;
-  static: boolean;
-  departedAt: number | undefined;
-}
 
 export class Replicator {
   readonly cluster: string;
@@ -56,11 +42,13 @@ export class Replicator {
   private cfg: ReplicatorConfig;
   private readonly baseCfg: ReplicatorConfig;
   private listeners: Listener[] = [];
-  private replSocket: Socket | undefined;
+  private transport: UdpTransport | undefined;
+  private core: ReplicationCore | undefined;
   private readonly backendSockets: BackendSockets;
-  /** Session identity at the backends (delivery.sessionIdentity): the delivery hooks go through it. */
+  /** Session identity at the backends (delivery.sessionIdentity): every delivery goes through it. */
   private readonly sessions: SessionDelivery;
   private selfOrigin: SessionOrigin;
+  /** Sequence of this incarnation's control records (session announcements). */
   private controlSeq = 0;
   private retainedBackendsVersion = 0;
   /** One handler per event for every session's upstream socket (no closures per session). */
@@ -71,14 +59,6 @@ export class Replicator {
   };
   private readonly pool: BackendPool;
   private readonly table: SessionTable<ClientSession>;
-  private readonly links = new Map<string, LinkEntry>();
-  private remoteClusters = new Map<string, PeerLink[]>();
-  private targetsVersion = 0;
-  private readonly interned = new Map<string, PeerLink[]>();
-  private internedVersion = -1;
-  private readonly inbound = new Map<string, InboundEntry>();
-  private readonly ackDirty = new Set<InboundEntry>();
-  private readonly dirtyLinks = new Set<PeerLink>();
   private flushScheduled = false;
   private nextSessionId = 1;
   private readonly selfHash: number;
@@ -86,8 +66,6 @@ export class Replicator {
   private timers: NodeJS.Timeout[] = [];
   private ready = false;
   private keyRing: KeyRing;
-  /** Per peer member: the accepted key its frames are signed with; frames to it are signed with the same. */
-  private readonly peerKeys = new Map<string, FrameKey>();
   private admission: Admission;
   private draining = false;
   private lastIngressAt = 0;
@@ -99,10 +77,6 @@ export class Replicator {
     delivered: new Map<string, number>(),
     dropped: new Map<string, number>(),
     evicted: new Map<string, number>(),
-    /** Totals of inbound streams that were retired, so counters never go backwards. */
-    retiredDuplicates: 0,
-    retiredDropped: new Map<string, number>(),
-    retiredLinks: new Map<string, { replicated: number; retransmits: number; backlogDropped: number }>(),
   };
 
   constructor(
@@ -119,6 +93,7 @@ export class Replicator {
     this.selfHash = hashString(this.member);
     this.pool = new BackendPool((msg) => this.log.warn(msg));
     this.keyRing = loadKeyRing(config.replication.auth);
+    requireKey(this.keyRing, config.replication);
     this.backendSockets = new BackendSockets(
       () => this.stats.remoteRepliesDiscarded++,
       (err) => this.log.warn({ err: err.message }, 'delivery socket error'),
@@ -155,7 +130,7 @@ export class Replicator {
     };
     this.sessions = new SessionDelivery(this.sessionOptions(config), this.backendSockets, {
       onReply: () => this.stats.remoteRepliesDiscarded++,
-      onDrop: (reason) => this.stats.dropped.set(reason, (this.stats.dropped.get(reason) ?? 0) + 1),
+      onDrop: (reason) => this.drop(reason as DropReason),
       onError: (err) => this.log.warn({ err: err.message }, 'delivery session socket error'),
     });
     this.selfOrigin = { cluster: this.cluster, member: this.member, memberHash: this.selfHash, epoch: 0 };
@@ -183,9 +158,13 @@ export class Replicator {
   async start(): Promise<void> {
     const cfg = this.cfg;
     await this.pool.configure(cfg.delivery.backends, cfg.delivery.dns, cfg.delivery.dnsRefreshMs);
-    this.replSocket = await bindUdp(cfg.replication.address, cfg.replication.port);
-    this.replSocket.on('message', (msg, rinfo) => this.onFrame(msg, rinfo));
-    this.replSocket.on('error', (err) => this.log.error({ err: err.message }, 'replication socket error'));
+    this.transport = await UdpTransport.bind(
+      cfg.replication.address,
+      cfg.replication.port,
+      (msg) => this.core?.onFrame(msg),
+      () => this.drop(DropReason.SendError),
+      (err) => this.log.error({ err: err.message }, 'replication socket error'),
+    );
     if (cfg.etcd) {
       const advertise = this.advertisedEndpoint();
       this.coordinator = new Coordinator(
@@ -225,9 +204,14 @@ export class Replicator {
       this.log.warn('no etcd configured: epoch from the clock, peers from replication.peers only');
     }
     this.selfOrigin = { ...this.selfOrigin, epoch: this.epoch };
-    // Static peers join once the epoch is known: every link carries it in its frames.
-    for (const p of cfg.replication.peers) this.upsertLink(this.peerFromConfig(p), true);
-    this.rebuildTargets();
+    this.core = this.newCore(this.transport);
+    // Members seen before the epoch was known are applied now: every link carries the epoch in its frames.
+    if (this.pendingMembers) this.core.peers.applyMembers(this.pendingMembers, performance.now());
+    this.pendingMembers = undefined;
+    // Static peers join once the epoch is known.
+    for (const p of cfg.replication.peers)
+      this.core.peers.upsert(this.peerFromConfig(p), true, performance.now());
+    this.core.peers.rebuildTargets();
 
     this.listeners = await bindListeners(cfg.ingress.addresses, cfg.ingress.ports, this.reusePort);
     for (const l of this.listeners) {
@@ -239,9 +223,8 @@ export class Replicator {
       );
     }
     const tick = setInterval(() => this.tick(), protocolParams.tickMs);
-    const slow = setInterval(() => this.slowTick(), 50);
     const sweep = setInterval(() => this.sweep(), 1000);
-    this.timers.push(tick, slow, sweep);
+    this.timers.push(tick, sweep);
     if (cfg.replication.auth.keyFiles.length > 0) {
       this.timers.push(setInterval(() => this.reloadKeys(), cfg.replication.auth.reloadMs));
     }
@@ -251,7 +234,7 @@ export class Replicator {
         member: this.member,
         epoch: this.epoch,
         ingress: this.listeners.map((l) => `${l.address}:${l.port}`),
-        replication: `${cfg.replication.address}:${this.replSocket.address().port}`,
+        replication: `${cfg.replication.address}:${this.transport.port}`,
         backends: this.pool.backends.map((b) => `${b.address}:${b.port}`),
         mode: cfg.ingress.mode,
       },
@@ -265,12 +248,38 @@ export class Replicator {
   }
 
   get replicationPort(): number {
-    return this.replSocket?.address().port ?? 0;
+    return this.transport?.port ?? 0;
   }
+
+  /** The replication core: frames in and out, peers, inbound streams (I/O-free; the simulator runs it too). */
+  private newCore(transport: UdpTransport): ReplicationCore {
+    const sink: DeliverySink = {
+      deliver: (s, _seq, payload) => this.deliverReplicated(s, payload),
+      control: (origin, payload) => this.sessions.control(origin, payload, performance.now()),
+    };
+    return new ReplicationCore({
+      member: this.member,
+      cluster: this.cluster,
+      epoch: this.epoch,
+      now: () => performance.now(),
+      transport,
+      sink,
+      keyRing: () => this.keyRing,
+      reorderBufferDatagrams: () => this.cfg.delivery.reorderBufferDatagrams,
+      sessionIdleMs: () => this.cfg.ingress.sessionIdleTimeoutMs,
+      retransmitBufferBytes: () => this.cfg.replication.retransmitBufferBytes,
+      maxFrameBytes: () => this.cfg.replication.maxFrameBytes,
+      drop: (reason, n = 1) => this.drop(reason as DropReason, n),
+      delivered: (origin) => this.countDelivered(origin),
+      log: (level, obj, msg) => this.log[level](obj, msg),
+    });
+  }
+
+  private pendingMembers: Parameters<ReplicationCore['peers']['applyMembers']>[0] | undefined;
 
   private advertisedEndpoint(): { address: string; port: number } {
     const r = this.cfg.replication;
-    const bound = this.replSocket?.address().port ?? r.port;
+    const bound = this.transport?.port ?? r.port;
     const address =
       r.advertiseAddress ?? (r.address === '0.0.0.0' ? '127.0.0.1' : r.address === '::' ? '::1' : r.address);
     return { address, port: r.advertisePort ?? bound };
@@ -315,16 +324,12 @@ export class Replicator {
     this.lastIngressAt = now;
     const seq = s.nextSeq++;
     this.deliverAtOrigin(s, msg);
-    if (s.targetsVersion !== this.targetsVersion) this.chooseTargets(s);
-    const targets = s.targets;
-    const announce = this.sessions.announcement(s, now);
-    if (announce) for (const t of targets) t.enqueue(CONTROL_SESSION, this.controlSeq, announce);
-    if (announce) this.controlSeq = (this.controlSeq + 1) >>> 0;
-    for (let i = 0; i < targets.length; i++) {
-      targets[i].enqueue(s.id, seq, msg);
-      this.dirtyLinks.add(targets[i]);
-    }
-    if (!this.flushScheduled && targets.length > 0) {
+    const peers = this.core!.peers;
+    // proxy-v2: the session's client address travels ahead of its datagrams (a control record).
+    const announce = this.sessions.announcement(s, peers.placementsOf(s), now);
+    if (announce) peers.replicateControl(s, CONTROL_SESSION, this.controlSeq++, announce);
+    peers.replicate(s, seq, msg);
+    if (!this.flushScheduled && peers.dirty.size > 0) {
       this.flushScheduled = true;
       setImmediate(this.flushLinks);
     }
@@ -333,9 +338,7 @@ export class Replicator {
   /** Frames are built once per event-loop turn, so datagrams that arrived together share frames. */
   private readonly flushLinks = (): void => {
     this.flushScheduled = false;
-    const now = performance.now();
-    for (const link of this.dirtyLinks) link.flush(now);
-    this.dirtyLinks.clear();
+    this.core?.peers.flushDirty(performance.now());
   };
 
   private newSession(
@@ -360,8 +363,8 @@ export class Replicator {
       upstreamQueue: undefined,
       backend: undefined,
       backendVersion: -1,
-      targets: [],
-      targetsVersion: -1,
+      placements: [],
+      placementsVersion: -1,
       lastSeen: now,
       refreshedAt: now,
       datagrams: 1,
@@ -375,6 +378,7 @@ export class Replicator {
 
   private onEvict(s: ClientSession, reason: EvictReason): void {
     this.stats.evicted.set(reason, (this.stats.evicted.get(reason) ?? 0) + 1);
+    this.core?.peers.releaseSession(s);
     this.closeUpstream(s);
   }
 
@@ -432,197 +436,14 @@ export class Replicator {
     }
   }
 
-  private chooseTargets(s: ClientSession): void {
-    const out: PeerLink[] = [];
-    for (const links of this.remoteClusters.values()) {
-      const live = links.filter((l) => l.state === 'up');
-      const pick = rendezvous(live.length > 0 ? live : links, (l) => l.peer.id, s.hashKey);
-      if (pick) out.push(pick);
-    }
-    // Sessions that chose the same replicas share one array: a million sessions, a handful of arrays.
-    if (this.internedVersion !== this.targetsVersion) {
-      this.interned.clear();
-      this.internedVersion = this.targetsVersion;
-    }
-    const sig = out.map((l) => l.peer.id).join('\n');
-    let shared = this.interned.get(sig);
-    if (!shared) {
-      shared = out;
-      this.interned.set(sig, shared);
-    }
-    s.targets = shared;
-    s.targetsVersion = this.targetsVersion;
-  }
-
-  // ---------------------------------------------------------------- replication frames
-
-  private onFrame(raw: Buffer, rinfo: RemoteInfo): void {
-    const auth = verifyFrame(raw, this.keyRing);
-    if (!auth.ok) {
-      this.drop(auth.reason === 'bad_mac' ? DropReason.BadMac : DropReason.Unauthenticated);
-      return;
-    }
-    const res = decodeFrame(auth.frame);
-    if (!res.ok) {
-      this.drop(DropReason.MalformedFrame);
-      return;
-    }
-    const f = res.frame;
-    if (f.sender === this.member) return; // our own frame looped back: ignore
-    // Key rollover: answer each peer with the key it signs with (any key we accept), so a peer that
-    // has not loaded the new key yet, or no longer has the old one, can verify what we send it.
-    if (auth.key !== undefined && this.peerKeys.get(f.sender) !== auth.key)
-      this.peerKeys.set(f.sender, auth.key);
-    const now = performance.now();
-    switch (f.type) {
-      case FrameType.Data:
-        this.onData(f, rinfo, now);
-        break;
-      case FrameType.Ack: {
-        const e = this.links.get(f.sender);
-        if (e) {
-          const wasDown = e.link.state !== 'up';
-          e.link.onAck(f, now);
-          if (wasDown) this.targetsVersion++;
-        } else this.drop(DropReason.UnknownStream);
-        break;
-      }
-      case FrameType.Ping: {
-        const link = this.links.get(f.sender)?.link;
-        if (link?.observePeerEpoch(f.epoch, now)) {
-          this.log.warn(
-            { peer: f.sender, epoch: f.epoch, resending: link.lag },
-            'peer restarted; resending what it had not delivered',
-          );
-        }
-        const to = this.replyAddress(f.sender, rinfo);
-        this.sendFrame(
-          encodePing(FrameType.Pong, this.member, f.epoch, f.timestamp),
-          to.port,
-          to.address,
-          f.sender,
-        );
-        break;
-      }
-      case FrameType.Pong: {
-        const e = this.links.get(f.sender);
-        if (e && f.epoch === this.epoch) {
-          const wasDown = e.link.state !== 'up';
-          e.link.onPong(f.timestamp, now);
-          if (wasDown) this.targetsVersion++;
-        }
-        break;
-      }
-    }
-  }
-
-  private onData(f: DataFrame, rinfo: RemoteInfo, now: number): void {
-    const key = `${f.sender}#${f.epoch}`;
-    let entry = this.inbound.get(key);
-    if (entry === undefined) {
-      entry = this.openInbound(f, now);
-      if (!entry) return;
-    }
-    const stream = entry.stream;
-    if (f.lowWater > stream.window.base) stream.applyLowWater(f.lowWater, now);
-    for (let i = 0; i < f.records.length; i++) stream.receive(f.records[i], now);
-    if (stream.ackUrgent || stream.unacked >= protocolParams.ackEveryDatagrams) this.sendAck(entry, rinfo);
-    else this.ackDirty.add(entry);
-  }
-
-  private openInbound(f: DataFrame, now: number): InboundEntry | undefined {
-    const slash = f.sender.indexOf('/');
-    const originCluster = slash > 0 ? f.sender.slice(0, slash) : f.sender;
-    // A newer epoch of the same origin retires the older stream: what it still holds is released in order.
-    for (const [k, e] of this.inbound) {
-      if (e.stream.origin !== f.sender) continue;
-      if (e.stream.epoch > f.epoch) {
-        this.drop(DropReason.UnknownStream); // a straggler from an older incarnation
-        return undefined;
-      }
-      this.retireInbound(k, e, now);
-    }
-    const originHash = hashString(f.sender);
-    const epoch = f.epoch;
-    const entry: InboundEntry = {
-      originCluster,
-      originHash,
-      origin: { cluster: originCluster, member: f.sender, memberHash: originHash, epoch },
-      stream: new InboundStream(
-        f.sender,
-        epoch,
-        f.lowWater,
-        {
-          windowSize: protocolParams.windowDatagrams,
-          reorderLimit: this.cfg.delivery.reorderBufferDatagrams,
-          gapTimeoutMs: this.cfg.delivery.gapTimeoutMs,
-        },
-        (session, _seq, payload) => this.deliverReplicated(entry, epoch, session, payload),
-        now,
-      ),
-    };
-    this.inbound.set(`${f.sender}#${f.epoch}`, entry);
-    return entry;
-  }
-
-  private retireInbound(key: string, e: InboundEntry, now: number): void {
-    e.stream.applyLowWater(e.stream.window.highest + 1, now);
-    const c = e.stream.counters;
-    this.stats.retiredDuplicates += c.duplicates;
-    for (const [reason, n] of this.streamDrops(e.stream)) {
-      this.stats.retiredDropped.set(reason, (this.stats.retiredDropped.get(reason) ?? 0) + n);
-    }
-    this.inbound.delete(key);
-    this.ackDirty.delete(e);
-  }
-
-  private streamDrops(s: InboundStream): Array<[string, number]> {
-    const c = s.counters;
-    return [
-      [DropReason.GapTimeout, c.gapTimeoutSkipped],
-      [DropReason.SenderSkipped, c.senderSkipped],
-      [DropReason.ReorderFull, c.reorderFull],
-      [DropReason.BeyondWindow, c.beyondWindow],
-      [DropReason.Late, c.late],
-    ];
-  }
-
-  private deliverReplicated(entry: InboundEntry, epoch: number, session: number, payload: Buffer): void {
-    if (session === CONTROL_SESSION) {
-      this.sessions.control(entry.origin, payload, performance.now());
-      return;
-    }
-    const b = this.pool.pick(sessionHashKey(entry.originHash, epoch, session));
+  private deliverReplicated(r: ReplicatedSession, payload: Buffer): boolean {
+    const b = this.pool.pick(r.hashKey);
     if (!b) {
       this.drop(DropReason.NoBackend);
-      return;
+      return false;
     }
-    if (!this.sessions.deliver(entry.origin, session, b, payload, performance.now())) return;
-    this.countDelivered(entry.originCluster);
-  }
-
-  private sendAck(entry: InboundEntry, rinfo?: RemoteInfo): void {
-    const s = entry.stream;
-    const st = s.ackState(protocolParams.maxAckRanges);
-    const to = this.replyAddress(s.origin, rinfo);
-    const delayUs = Math.max(0, (performance.now() - s.lastActivity) * 1000);
-    this.sendFrame(
-      encodeAck(this.member, s.epoch, st.base, st.largest, delayUs, st.ranges),
-      to.port,
-      to.address,
-      s.origin,
-    );
-    s.unacked = 0;
-    s.ackUrgent = false;
-    this.ackDirty.delete(entry);
-  }
-
-  /** Answers go to the peer's advertised endpoint (it may sit behind a NAT or proxy), else to the source. */
-  private replyAddress(member: string, rinfo?: RemoteInfo): { address: string; port: number } {
-    const e = this.links.get(member);
-    if (e) return { address: e.link.peer.address, port: e.link.peer.port };
-    if (rinfo) return { address: rinfo.address, port: rinfo.port };
-    return { address: '127.0.0.1', port: 0 };
+    // Session identity: its own source socket or a PROXY v2 header (a full table is counted there).
+    return this.sessions.deliver(r.incarnation, r.session, b, payload, performance.now());
   }
 
   // ---------------------------------------------------------------- membership and config
@@ -637,70 +458,12 @@ export class Replicator {
     return { id: `${p.cluster}/${instance}`, cluster: p.cluster, address: p.address, port: p.port };
   }
 
-  private newLink(peer: PeerEndpoint): PeerLink {
-    const r = this.cfg.replication;
-    return new PeerLink(
-      peer,
-      {
-        sender: this.member,
-        epoch: this.coordinator?.epoch || this.epoch,
-        maxBytes: r.retransmitBufferBytes,
-        maxFrameBytes: r.maxFrameBytes,
-      },
-      { send: (frame, port, address) => this.sendFrame(frame, port, address, peer.id) },
-      performance.now(),
-    );
-  }
-
-  private sendFrame(frame: Buffer, port: number, address: string, to?: string): void {
-    if (port === 0) return;
-    const key = to === undefined ? undefined : this.peerKeys.get(to);
-    this.replSocket?.send(signFrame(frame, this.keyRing, key), port, address, (err) => {
-      if (err) this.drop(DropReason.SendError);
-    });
-  }
-
-  private upsertLink(peer: PeerEndpoint, isStatic: boolean): void {
-    if (peer.id === this.member || peer.cluster === this.cluster) return;
-    const e = this.links.get(peer.id);
-    if (e) {
-      e.link.peer = peer;
-      e.departedAt = undefined;
-      e.static ||= isStatic;
-    } else {
-      this.links.set(peer.id, { link: this.newLink(peer), static: isStatic, departedAt: undefined });
-      this.log.info({ peer: peer.id, address: `${peer.address}:${peer.port}` }, 'peer joined');
+  private applyMembers(members: Parameters<ReplicationCore['peers']['applyMembers']>[0]): void {
+    if (!this.core) {
+      this.pendingMembers = members; // applied once the core (and the epoch) exist
+      return;
     }
-  }
-
-  private applyMembers(members: MemberRecord[]): void {
-    const now = performance.now();
-    const seen = new Set<string>();
-    for (const m of members) {
-      seen.add(m.id);
-      this.upsertLink({ id: m.id, cluster: m.cluster, address: m.address, port: m.port }, false);
-      this.links.get(m.id)?.link.observePeerEpoch(m.epoch, now);
-    }
-    for (const [id, e] of this.links) {
-      if (!seen.has(id) && !e.static && e.departedAt === undefined) {
-        // Keep its backlog for a while: a replica that restarts under the same name catches up.
-        e.departedAt = now;
-        this.log.warn({ peer: id, lag: e.link.lag }, 'peer left the membership; keeping its backlog');
-      }
-    }
-    this.rebuildTargets();
-  }
-
-  private rebuildTargets(): void {
-    const byCluster = new Map<string, PeerLink[]>();
-    for (const e of this.links.values()) {
-      const list = byCluster.get(e.link.peer.cluster) ?? [];
-      list.push(e.link);
-      byCluster.set(e.link.peer.cluster, list);
-    }
-    for (const list of byCluster.values()) list.sort((a, b) => a.peer.id.localeCompare(b.peer.id));
-    this.remoteClusters = byCluster;
-    this.targetsVersion++;
+    this.core.peers.applyMembers(members, performance.now());
   }
 
   /** Dynamic config from etcd, merged over the file config; invalid documents are refused and logged. */
@@ -736,8 +499,12 @@ export class Replicator {
         this.cfg.delivery.dnsRefreshMs,
       );
     }
-    for (const p of this.cfg.replication.peers) this.upsertLink(this.peerFromConfig(p), true);
-    this.rebuildTargets();
+    const core = this.core;
+    if (core) {
+      for (const p of this.cfg.replication.peers)
+        core.peers.upsert(this.peerFromConfig(p), true, performance.now());
+      core.peers.rebuildTargets();
+    }
     this.log.info({ keys: Object.keys(doc) }, 'applied dynamic config');
   }
 
@@ -751,10 +518,11 @@ export class Replicator {
       ) {
         this.keyRing = next;
         // Keep signing for each peer with its key if we still accept it; otherwise the current key.
-        for (const [member, k] of this.peerKeys) {
+        const peerKeys = this.core?.peerKeys ?? new Map();
+        for (const [member, k] of peerKeys) {
           const same = next.accepted.find((a) => a.key.equals(k.key));
-          if (same) this.peerKeys.set(member, same);
-          else this.peerKeys.delete(member);
+          if (same) peerKeys.set(member, same);
+          else peerKeys.delete(member);
         }
         this.log.info({ keys: next.accepted.length }, 'cluster keys reloaded');
       }
@@ -766,21 +534,7 @@ export class Replicator {
   // ---------------------------------------------------------------- timers
 
   private tick(): void {
-    const now = performance.now();
-    for (const e of this.links.values()) {
-      const before = e.link.state;
-      e.link.tick(now);
-      if (e.link.state !== before) {
-        this.targetsVersion++;
-        this.log.warn({ peer: e.link.peer.id, state: e.link.state, lag: e.link.lag }, `peer ${e.link.state}`);
-      }
-    }
-    for (const entry of this.ackDirty) this.sendAck(entry);
-  }
-
-  private slowTick(): void {
-    const now = performance.now();
-    for (const e of this.inbound.values()) e.stream.expireGaps(now);
+    this.core?.tick();
   }
 
   private sweep(): void {
@@ -791,31 +545,13 @@ export class Replicator {
       this.backendSockets.retain(this.pool.backends);
       this.retainedBackendsVersion = this.pool.version;
     }
-    const idle = this.cfg.ingress.sessionIdleTimeoutMs;
-    for (const [k, e] of this.inbound) {
-      e.stream.sweepSessions(now, idle);
-      if (
-        now - e.stream.lastActivity > Math.max(idle, protocolParams.peerRetentionMs) &&
-        e.stream.pendingCount === 0
-      )
-        this.retireInbound(k, e, now);
-    }
-    for (const [id, e] of this.links) {
-      if (e.departedAt !== undefined && now - e.departedAt > protocolParams.peerRetentionMs) {
-        const lost = e.link.close();
-        this.stats.retiredLinks.set(id, { ...e.link.counters });
-        this.links.delete(id);
-        this.peerKeys.delete(id);
-        this.log.warn({ peer: id, lost }, 'peer gone for longer than the retention: backlog dropped');
-        this.rebuildTargets();
-      }
-    }
+    this.core?.sweep();
   }
 
   // ---------------------------------------------------------------- stats, drain, stop
 
-  private drop(reason: DropReason): void {
-    this.stats.dropped.set(reason, (this.stats.dropped.get(reason) ?? 0) + 1);
+  private drop(reason: DropReason, n = 1): void {
+    this.stats.dropped.set(reason, (this.stats.dropped.get(reason) ?? 0) + n);
   }
 
   private countDelivered(origin: string): void {
@@ -829,18 +565,32 @@ export class Replicator {
   snapshot(): ReplicatorSnapshot {
     const dropped = new Map(this.stats.dropped);
     const add = (reason: string, n: number) => n > 0 && dropped.set(reason, (dropped.get(reason) ?? 0) + n);
-    for (const [r, n] of this.stats.retiredDropped) add(r, n);
-    let duplicates = this.stats.retiredDuplicates;
+    const core = this.core;
+    let duplicates = core?.retiredDuplicates ?? 0;
     let reorderBuffered = 0;
-    for (const e of this.inbound.values()) {
-      duplicates += e.stream.counters.duplicates;
-      reorderBuffered += e.stream.pendingCount;
-      for (const [r, n] of this.streamDrops(e.stream)) add(r, n);
+    let inboundStreams = 0;
+    const links = core ? [...core.peers.links.values()] : [];
+    if (core) {
+      for (const [r, n] of core.retiredDropped) add(r, n);
+      for (const e of core.inbound()) {
+        inboundStreams++;
+        duplicates += e.stream.counters.duplicates;
+        reorderBuffered += e.stream.pendingCount;
+        for (const [r, n] of streamDrops(e.stream)) add(r, n);
+      }
+      let overflow = 0;
+      let abandoned = 0;
+      for (const e of links) {
+        overflow += e.link.counters.abandoned.overflow;
+        abandoned += e.link.counters.backlogDropped;
+      }
+      for (const c of core.peers.retired.values()) {
+        overflow += c.abandoned.overflow ?? 0;
+        abandoned += c.backlogDropped;
+      }
+      add(DropReason.PeerBacklogOverflow, overflow);
+      add(DropReason.Abandoned, abandoned);
     }
-    let backlogDropped = 0;
-    for (const e of this.links.values()) backlogDropped += e.link.counters.backlogDropped;
-    for (const c of this.stats.retiredLinks.values()) backlogDropped += c.backlogDropped;
-    add(DropReason.PeerBacklogOverflow, backlogDropped);
     return {
       cluster: this.cluster,
       member: this.member,
@@ -865,9 +615,9 @@ export class Replicator {
       duplicatesDropped: duplicates,
       dropped: Object.fromEntries(dropped),
       reorderBuffered,
-      inboundStreams: this.inbound.size,
+      inboundStreams,
       etcdRequests: this.etcdRequests,
-      peers: [...this.links.values()].map(({ link, departedAt }) => ({
+      peers: links.map(({ link, departedAt }) => ({
         id: link.peer.id,
         cluster: link.peer.cluster,
         address: link.peer.address,
@@ -881,6 +631,7 @@ export class Replicator {
         retransmits: link.counters.retransmits,
         spuriousRetransmits: link.spuriousRetransmits,
         backlogDropped: link.counters.backlogDropped,
+        abandoned: { ...link.counters.abandoned },
       })),
     };
   }
@@ -897,8 +648,8 @@ export class Replicator {
     this.log.info({ deadlineMs }, 'draining');
     for (;;) {
       const now = performance.now();
-      let pending = 0;
-      for (const e of this.links.values()) if (e.link.state === 'up') pending += e.link.lag;
+      // Every peer counts, down ones too: their backlog is not delivered by stopping (D12).
+      const pending = this.core?.peers.unacknowledged ?? 0;
       const quiet = now - this.lastIngressAt > 200;
       if (pending === 0 && quiet) return { complete: true, unacknowledged: 0 };
       if (now >= until) return { complete: false, unacknowledged: pending };
@@ -916,8 +667,11 @@ export class Replicator {
     this.listeners = [];
     this.sessions.close();
     this.backendSockets.close();
-    this.replSocket?.close();
-    this.replSocket = undefined;
+    // What no peer acknowledged is abandoned now, counted per peer (reason shutdown).
+    const left = this.core?.peers.close() ?? 0;
+    if (left > 0) this.log.warn({ abandoned: left }, 'stopping with unacknowledged datagrams');
+    this.transport?.close();
+    this.transport = undefined;
     await this.coordinator?.stop();
   }
 }

@@ -1,6 +1,9 @@
 // One inbound replication stream (one origin replicator, one epoch) at a receiver: dedupes by the bitmap
-// window, delivers each session's datagrams in order, holds out-of-order ones in a bounded reorder buffer,
-// and skips a gap that never fills. Pure: delivery is a callback, time is passed in.
+// window, delivers each session's datagrams in order, holds out-of-order ones in a bounded reorder buffer.
+// It never skips a gap on its own (protocol v2): only the sender abandons positions, through its low-water
+// mark, and counts them; a receiver that guessed would throw away data the origin still holds and later
+// drop its retransmissions as duplicates. Nothing is kept per loss event. Pure: delivery is a callback,
+// time is passed in.
 //
 // The ordering rule: a datagram is deliverable when it is its session's next, or when every stream
 // position below it is settled (received or skipped). The origin appends a session's datagrams in order,
@@ -12,7 +15,6 @@ import { ReceiveWindow, WindowVerdict } from '../protocol/receiveWindow.ts';
 export interface InboundOptions {
   windowSize: number;
   reorderLimit: number;
-  gapTimeoutMs: number;
 }
 
 export interface InboundCounters {
@@ -20,10 +22,13 @@ export interface InboundCounters {
   delivered: number;
   duplicates: number;
   beyondWindow: number;
-  /** Positions settled by a timed-out gap: lost for good at this receiver. */
-  gapTimeoutSkipped: number;
-  /** Positions the sender gave up on (its backlog bound) and told us to skip via its low-water mark. */
+  /** Positions the sender abandoned (and counted) that never arrived here, settled by its low-water mark. */
   senderSkipped: number;
+  /**
+   * Datagrams held here below an abandoning low-water mark: discarded, not delivered, because the origin
+   * may have handed them to another replica of this cluster already (docs/protocol.md, hand-over).
+   */
+  senderAbandoned: number;
   /**
    * Datagrams refused (not recorded, not acknowledged) because the reorder buffer was full: flow control,
    * not loss — the sender retransmits them once the gap ahead of them has filled.
@@ -54,20 +59,20 @@ export class InboundStream {
     delivered: 0,
     duplicates: 0,
     beyondWindow: 0,
-    gapTimeoutSkipped: 0,
     senderSkipped: 0,
+    senderAbandoned: 0,
     reorderFull: 0,
     late: 0,
   };
   private readonly cursors = new Map<number, Cursor>();
   private readonly pending = new Map<number, Pending>();
-  /** Gaps in arrival order: [from, to, detectedAt]; ascending positions since `highest` only grows. */
-  private gaps: Array<[number, number, number]> = [];
-  private gapHead = 0;
   /** New positions since the last ACK, and whether an ACK is owed now (gap, duplicate). */
   unacked = 0;
   ackUrgent = false;
   lastActivity: number;
+  /** Largest DATA packet number received and when: the ACK names it (RTT sample, loss detection). */
+  largestPacket = -1;
+  largestPacketAt = 0;
 
   constructor(
     readonly origin: string,
@@ -87,6 +92,14 @@ export class InboundStream {
 
   get sessionCount(): number {
     return this.cursors.size;
+  }
+
+  /** A DATA frame's packet number arrived (call once per frame, before its records). */
+  notePacket(packet: number, now: number): void {
+    if (packet > this.largestPacket) {
+      this.largestPacket = packet;
+      this.largestPacketAt = now;
+    }
   }
 
   receive(rec: DataRecord, now: number): void {
@@ -112,11 +125,7 @@ export class InboundStream {
     }
     this.counters.received++;
     this.unacked++;
-    const highestBefore = this.window.highest;
-    if (s > highestBefore + 1) {
-      this.gaps.push([highestBefore + 1, s - 1, now]);
-      this.ackUrgent = true; // tell the sender early so it retransmits fast
-    }
+    if (s > this.window.highest + 1) this.ackUrgent = true; // a gap: tell the sender early
     const b0 = this.window.base;
     this.window.mark(s);
     if (cursor && rec.seq < cursor.next) {
@@ -131,41 +140,41 @@ export class InboundStream {
     if (this.window.base > b0 && this.pending.size > 0) this.release(b0, this.window.base, now);
   }
 
-  /** The sender will never resend below lowWater: settle that prefix. */
-  applyLowWater(lowWater: number, now: number): void {
+  /**
+   * The sender abandoned everything below lowWater (and counted it): positions that never arrived are
+   * settled and what waited behind them is delivered in stream order. With `discard` (the sender handed
+   * that backlog to another replica of this cluster) datagrams held below it are discarded instead, so
+   * this replica never delivers them after the other one delivered newer ones.
+   */
+  applyLowWater(lowWater: number, now: number, discard = false): void {
     if (lowWater <= this.window.base) return;
     const b0 = this.window.base;
+    if (discard && this.pending.size > 0) {
+      for (const [pos, p] of this.pending) {
+        if (pos >= lowWater) continue;
+        this.pending.delete(pos);
+        this.cursors.get(p.session)?.waiting?.delete(p.seq);
+        this.counters.senderAbandoned++;
+      }
+    }
     this.counters.senderSkipped += this.window.skipTo(lowWater);
     this.release(b0, this.window.base, now);
   }
 
   /**
-   * Skips gaps older than the gap timeout, but only once the origin has gone quiet for that long: a live
-   * origin retransmits every gap (or advances its low-water mark when it gives up), however slowly a
-   * paced catch-up goes, so skipping then would throw away data that is on its way.
+   * The origin incarnation is gone (a newer one spoke): nothing below will ever be resent, so everything
+   * held is delivered in stream order, as the origin would have had it, and the stream is settled.
    */
-  expireGaps(now: number): number {
-    let skipped = 0;
-    if (now - this.lastActivity < this.opts.gapTimeoutMs) return 0;
-    while (this.gapHead < this.gaps.length) {
-      const [, to, at] = this.gaps[this.gapHead];
-      if (to < this.window.base) {
-        this.gapHead++;
-        continue;
-      }
-      if (now - at < this.opts.gapTimeoutMs) break;
-      const b0 = this.window.base;
-      const n = this.window.skipTo(to + 1);
-      skipped += n;
-      this.counters.gapTimeoutSkipped += n;
-      this.gapHead++;
-      this.release(b0, this.window.base, now);
-    }
-    if (this.gapHead > 1024 && this.gapHead * 2 > this.gaps.length) {
-      this.gaps = this.gaps.slice(this.gapHead);
-      this.gapHead = 0;
-    }
-    return skipped;
+  retire(now: number): void {
+    const b0 = this.window.base;
+    const end = this.window.highest + 1;
+    this.counters.senderSkipped += this.window.skipTo(end);
+    this.release(b0, end, now);
+  }
+
+  /** Entries this stream holds besides its fixed-size bitmap (bounded: reorder limit + live sessions). */
+  get heldEntries(): number {
+    return this.pending.size + this.cursors.size;
   }
 
   /** Forgets idle sessions with nothing waiting. */
@@ -232,8 +241,15 @@ export class InboundStream {
   }
 
   /** Fields for the next ACK frame. */
-  ackState(maxRanges: number): { base: number; largest: number; ranges: Array<[number, number]> } {
-    const largest = Math.max(0, this.window.highest, this.window.base - 1);
-    return { base: this.window.base, largest, ranges: this.window.ranges(maxRanges) };
+  ackState(
+    maxRanges: number,
+    now: number,
+  ): { base: number; largestPacket: number; ackDelayUs: number; ranges: Array<[number, number]> } {
+    return {
+      base: this.window.base,
+      largestPacket: Math.max(0, this.largestPacket),
+      ackDelayUs: Math.max(0, (now - this.largestPacketAt) * 1000),
+      ranges: this.window.ranges(maxRanges),
+    };
   }
 }

@@ -40,8 +40,6 @@ export interface OriginSession {
   id: number;
   address: string;
   port: number;
-  /** The replica links the session's datagrams go to; compared element-wise. */
-  targets: readonly unknown[];
   /** The ingress socket the client talked to (the PROXY header's destination). */
   listener: { address(): { address: string; port: number } };
 }
@@ -130,14 +128,14 @@ export class SessionDelivery {
   // ------------------------------------------------------------------------------------- origin side
 
   /**
-   * An announcement to replicate (as a record of session 0) before this datagram of session `s`, or
-   * undefined. Only in proxy-v2 mode: the other modes need no client address at the remote side.
+   * An announcement to replicate (as a record of session 0) before this datagram of session `s` to its
+   * replicas `targets` (compared element-wise with the last announcement's), or undefined. Only in proxy-v2 mode: the other modes need no client address at the remote side.
    */
-  announcement(s: OriginSession, now: number): Buffer | undefined {
-    if (this.opts.mode !== 'proxy-v2' || s.targets.length === 0 || !announceable(s.address)) return undefined;
+  announcement(s: OriginSession, targets: readonly unknown[], now: number): Buffer | undefined {
+    if (this.opts.mode !== 'proxy-v2' || targets.length === 0 || !announceable(s.address)) return undefined;
     const last = this.announced.get(s);
-    if (last && now - last.at < ANNOUNCE_REFRESH_MS && sameTargets(last.targets, s.targets)) return undefined;
-    this.announced.set(s, { at: now, targets: s.targets });
+    if (last && now - last.at < ANNOUNCE_REFRESH_MS && sameTargets(last.targets, targets)) return undefined;
+    this.announced.set(s, { at: now, targets });
     this.counters.announcementsSent++;
     return encodeAnnounce({
       session: s.id,

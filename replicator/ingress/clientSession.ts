@@ -2,12 +2,12 @@
 // positions (origin, epoch, session, seq); in reply mode it owns an upstream socket so the backend's
 // replies come back to this session alone (as nginx and Envoy do).
 import type { Socket } from 'node:dgram';
-import type { PeerLink } from '../replication/peerLink.ts';
+import type { OriginSession } from '../replication/peerSet.ts';
 import type { Backend } from '../delivery/backendPool.ts';
 import type { TableEntry } from './sessionTable.ts';
 import type { Bucket } from './admission.ts';
 
-export interface ClientSession extends TableEntry, Bucket {
+export interface ClientSession extends TableEntry, Bucket, OriginSession {
   id: number;
   address: string;
   port: number;
@@ -24,6 +24,4 @@ export interface ClientSession extends TableEntry, Bucket {
   upstreamQueue: Buffer[] | undefined;
   backend: Backend | undefined;
   backendVersion: number;
-  targets: PeerLink[];
-  targetsVersion: number;
 }

@@ -1,7 +1,9 @@
 // Bounded table of client sessions with idle expiry. Two segments, as in a 2Q/segmented LRU: a session
-// starts in probation and is promoted once it proves itself (a second datagram or a reply). When the table
-// is full the oldest probation session goes first, so a flood of new (possibly spoofed) sources cannot
-// push out established sessions. Pure bookkeeping: sockets are closed by the onEvict callback.
+// starts in probation and is promoted once it proves itself by a reply from its backend. The client's own
+// datagrams prove nothing (a spoofed source sends a second datagram as easily as a first), but they keep a
+// probation session at the recent end. When the table is full the least recently active probation session
+// goes first, so a flood of new (possibly spoofed) sources evicts the flood, neither established sessions
+// nor active clients. Pure bookkeeping: sockets are closed by the onEvict callback.
 
 export interface TableEntry {
   readonly key: string;
@@ -61,12 +63,11 @@ export class SessionTable<E extends TableEntry> {
   touch(entry: E, now: number): void {
     entry.lastSeen = now;
     entry.datagrams++;
-    if (!entry.established) {
-      if (entry.datagrams >= 2) this.promote(entry, now);
-    } else if (now - entry.refreshedAt >= this.refreshMs) {
-      this.established.delete(entry.key);
+    if (now - entry.refreshedAt >= this.refreshMs) {
+      const segment = entry.established ? this.established : this.probation;
+      segment.delete(entry.key);
       entry.refreshedAt = now;
-      this.established.set(entry.key, entry);
+      segment.set(entry.key, entry);
     }
   }
 

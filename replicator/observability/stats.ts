@@ -6,8 +6,22 @@ export const DropReason = {
   MalformedFrame: 'malformed_frame',
   UnknownStream: 'unknown_stream',
   PeerBacklogOverflow: 'peer_backlog_overflow',
+  /** v1 only (the receiver no longer skips gaps on its own); kept so dashboards keep their series. */
   GapTimeout: 'gap_timeout',
   SenderSkipped: 'sender_skipped',
+  /** Held at a receiver below the sender's abandoning low-water mark: discarded (counted at the origin too). */
+  SenderAbandoned: 'sender_abandoned',
+  /** A frame addressed to another member, or our own frame looped back. */
+  Misdirected: 'misdirected',
+  Looped: 'looped',
+  /** A frame from a sender that is not a member: no state is created for it. */
+  UnknownSender: 'unknown_sender',
+  /** A frame of an older (or not yet announced) incarnation of either end. */
+  StaleEpoch: 'stale_epoch',
+  /** A packet number already seen on its link. */
+  Replay: 'replay',
+  /** Positions the origin gave up for a peer (counted per peer and reason in udpmesh_abandoned_total). */
+  Abandoned: 'abandoned',
   /** Refused while the reorder buffer was full; the sender retransmits it (flow control, not loss). */
   ReorderFull: 'reorder_full',
   BeyondWindow: 'beyond_window',
@@ -38,6 +52,8 @@ export interface PeerStatus {
   /** Retransmissions that turned out unnecessary (the original was reordered, not lost). */
   spuriousRetransmits: number;
   backlogDropped: number;
+  /** Positions abandoned for this peer, per reason (overflow, peer_gone, shutdown, handover). */
+  abandoned: Record<string, number>;
 }
 
 export interface ReplicatorSnapshot {

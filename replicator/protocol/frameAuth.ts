@@ -1,8 +1,11 @@
-// Authentication of frames between replicators: HMAC-SHA256 (truncated to 128 bits) under a shared
-// cluster key, appended as a trailer [keyId u8 | mac 16] with the header's auth flag set. Two keys are
-// accepted during a rollover (current signs, previous still verifies). Replays are stopped further in:
-// DATA by the receive window, ACKs by never moving backwards, PONGs by matching an outstanding PING.
-import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
+// Authentication of frames between replicators: HMAC-SHA256 (truncated to 128 bits) under a per-link key,
+// appended as a trailer [keyId u8 | mac 16] with the header's auth flag set. The link key is derived from
+// the cluster key with HKDF over both ends' names and epochs (read from the frame's own header), so a MAC
+// is valid on one link between two incarnations only: not at another receiver, not in a later incarnation,
+// not under another sender name. Two cluster keys are accepted during a rollover (current signs, previous
+// still verifies). Replays on the same link are stopped by the receiver's packet-number window.
+import { createHash, createHmac, hkdfSync, timingSafeEqual } from 'node:crypto';
+import { peekHeader } from './frame.ts';
 
 export const FLAGS_OFFSET = 4;
 export const AUTH_FLAG = 0x01;
@@ -34,8 +37,36 @@ export function makeKeyRing(keys: Buffer[], allowUnsigned = false): KeyRing {
   return { current: fk[0], accepted: fk, allowUnsigned: fk.length === 0 || allowUnsigned };
 }
 
+const SALT = Buffer.from('udpmesh/v2');
+/** Derived link keys, per cluster key; bounded (cleared when full: deriving again is cheap). */
+const linkKeys = new WeakMap<Buffer, Map<string, Buffer>>();
+const MAX_CACHED_LINKS = 4096;
+
+/** HKDF-SHA256(clusterKey, "udpmesh/v2", sender 0 senderEpoch receiver 0 receiverEpoch). */
+export function linkKey(
+  clusterKey: Buffer,
+  sender: string,
+  senderEpoch: number,
+  receiver: string,
+  receiverEpoch: number,
+): Buffer {
+  const info = `${sender}\0${senderEpoch}\0${receiver}\0${receiverEpoch}`;
+  let cache = linkKeys.get(clusterKey);
+  if (!cache) linkKeys.set(clusterKey, (cache = new Map()));
+  let k = cache.get(info);
+  if (!k) {
+    if (cache.size >= MAX_CACHED_LINKS) cache.clear();
+    k = Buffer.from(hkdfSync('sha256', clusterKey, SALT, Buffer.from(info), 32));
+    cache.set(info, k);
+  }
+  return k;
+}
+
 function mac(key: Buffer, data: Buffer): Buffer {
-  return createHmac('sha256', key).update(data).digest().subarray(0, MAC_BYTES);
+  const h = peekHeader(data);
+  // Without a parsable header there is no link to bind to: such a MAC never verifies (the decoder rejects it).
+  const k = h ? linkKey(key, h.sender, h.senderEpoch, h.receiver, h.receiverEpoch) : key;
+  return createHmac('sha256', k).update(data).digest().subarray(0, MAC_BYTES);
 }
 
 /**

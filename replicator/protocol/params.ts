@@ -3,7 +3,7 @@
 
 export const protocolParams = {
   /** Wire format version carried in every frame; a receiver drops other versions (counted). */
-  version: 1,
+  version: 2,
   /** A receiver acknowledges after this many new datagrams or this delay, whichever comes first. */
   ackEveryDatagrams: 64,
   ackDelayMs: 4,
@@ -26,6 +26,13 @@ export const protocolParams = {
   pingIntervalMs: 250,
   /** A peer silent this long is marked down: no data is sent to it, its backlog is kept (bounded). */
   peerDownAfterMs: 2000,
+  /**
+   * A replica down this long, with another live replica in its cluster, has its backlog moved there
+   * (hand-over). Also the bound assumed on how long the network may hold a frame (docs/protocol.md).
+   */
+  handoverAfterMs: 5000,
+  /** Packet numbers remembered per sender for anti-replay (a sliding bitmap). */
+  replayWindowPackets: 4096,
   /** A peer that left the membership keeps its backlog this long, so a restarted replica can catch up. */
   peerRetentionMs: 300_000,
   /** Receive window: the dedupe bitmap size, and the most datagrams a sender has in flight to a peer. */

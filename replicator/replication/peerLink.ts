@@ -1,21 +1,26 @@
-// The outbound half of replication to one peer replicator: a stream of positions 0,1,2,... kept in a
-// retransmit ring (bounded in bytes) until the peer acknowledges them. Sends in batched DATA frames inside
-// the peer's receive window. Loss detection is QUIC's (RFC 9002): on each ACK, a position is lost when a
-// frame sent `packetThreshold` frames after its own was acknowledged (frames are the unit the network
-// reorders, as packets are in QUIC), or when something sent more than 9/8 RTT after it was acknowledged.
+// The outbound half of replication to one peer replicator: a stream of positions kept in a retransmit ring
+// (bounded in bytes) until the peer acknowledges them. Sends in batched DATA frames inside the peer's
+// receive window. Every frame gets a packet number that is never reused (protocol v2); ACKs name the
+// largest packet received. Loss detection is QUIC's (RFC 9002): a position is lost when the packet that
+// last carried it is `packetThreshold` packets older than the largest acknowledged one, or was sent more
+// than 9/8 RTT before it. Each RTT sample comes from a newly acknowledged largest packet, so it is valid
+// however many holes the position ranges cannot describe, and retransmissions need no Karn exception.
+// Only this side abandons positions (overflow, a departed peer, shutdown, hand-over), counted per reason;
+// the receiver learns the new low-water mark from DATA and PING frames.
 // When ACKs stop coming, a probe timeout (PTO, backed off) resends only the oldest frame's worth, never
 // the whole flight, so a slow receiver does not trigger a retransmission storm.
 // A silent peer is marked down: nothing is sent but pings, the backlog is kept up to its bound (overflow
 // counted), and on return everything unacknowledged is resent.
 // No sockets here: `io.send` is injected, time is passed in.
 import {
-  FrameType,
   dataHeaderBytes,
   encodeData,
   encodePing,
   RECORD_HEADER_BYTES,
   type AckFrame,
+  type FrameHeader,
 } from '../protocol/frame.ts';
+import { TRAILER_BYTES } from '../protocol/frameAuth.ts';
 import { protocolParams, type ProtocolParams } from '../protocol/params.ts';
 import { RttEstimator } from '../protocol/rttEstimator.ts';
 
@@ -31,14 +36,24 @@ export interface PeerLinkOptions {
   sender: string;
   epoch: number;
   maxBytes: number;
+  /** The whole UDP payload, trailer included. */
   maxFrameBytes: number;
   params?: ProtocolParams;
+  /** First position (a link rebuilt for the same origin epoch continues where the old one stopped). */
+  start?: number;
+  /** The peer's epoch when known (member record); DATA waits until it is known. */
+  peerEpoch?: number;
 }
+
+/** Why the origin gave up positions for a peer (counted here, at the origin, per peer and reason). */
+export type AbandonReason = 'overflow' | 'peer_gone' | 'shutdown' | 'handover';
 
 export interface PeerLinkCounters {
   replicated: number;
   retransmits: number;
+  /** Positions abandoned for any reason (the sum of `abandoned`). */
   backlogDropped: number;
+  abandoned: Record<AbandonReason, number>;
   framesSent: number;
   acksReceived: number;
 }
@@ -48,6 +63,7 @@ export interface PeerIo {
 }
 
 const INITIAL_CAPACITY = 1024;
+const PACKET_RING = 8192;
 const MAX_CAPACITY = 1 << 23;
 
 interface OutRecord {
@@ -71,6 +87,7 @@ export class PeerLink {
     replicated: 0,
     retransmits: 0,
     backlogDropped: 0,
+    abandoned: { overflow: 0, peer_gone: 0, shutdown: 0, handover: 0 },
     framesSent: 0,
     acksReceived: 0,
   };
@@ -102,12 +119,21 @@ export class PeerLink {
   private resyncEnd = 0;
   private cap = INITIAL_CAPACITY;
   private sessions = new Uint32Array(INITIAL_CAPACITY);
-  private seqs = new Uint32Array(INITIAL_CAPACITY);
+  /** Per-session seq: up to 2^53-1 (frame v2), so not a Uint32Array, which would wrap it at 2^32 (D1). */
+  private seqs = new Float64Array(INITIAL_CAPACITY);
   private payloads: Array<Buffer | undefined> = new Array(INITIAL_CAPACITY);
   private sentAt = new Float64Array(INITIAL_CAPACITY);
-  /** Number of the DATA frame that last carried each position (the packet number of RFC 9002). */
+  /** Packet number of the DATA frame that last carried each position. */
   private sentFrame = new Float64Array(INITIAL_CAPACITY);
-  private frameNo = 0;
+  /** Next packet number (every frame this link sends takes one; never reused). */
+  private nextPacket = 0;
+  /** Send times of recent packets by number (a ring; the stored number says whether the slot is current). */
+  private readonly pktNo = new Float64Array(PACKET_RING).fill(-1);
+  private readonly pktAt = new Float64Array(PACKET_RING);
+  /** Largest packet number the peer acknowledged in its current incarnation. */
+  largestAcked = -1;
+  /** Positions below this were handed to another replica: frames say so while low has not passed it. */
+  private movedUpTo = -1;
   private sends = new Uint8Array(INITIAL_CAPACITY);
   private sacked = new Uint8Array(INITIAL_CAPACITY);
   private readonly params: ProtocolParams;
@@ -126,7 +152,24 @@ export class PeerLink {
     this.resendTokens = this.params.resendBurst;
     this.reorderFrames = this.params.packetThreshold;
     this.resendRefillAt = now;
-    this.frameBudget = opts.maxFrameBytes - dataHeaderBytes(opts.sender);
+    this.frameBudget = opts.maxFrameBytes - dataHeaderBytes(opts.sender, peer.id) - TRAILER_BYTES;
+    this.low = this.next = this.sendPos = this.resyncEnd = opts.start ?? 0;
+    this.peerEpoch = opts.peerEpoch;
+  }
+
+  /** The next frame's header: both ends, both incarnations, a fresh packet number. */
+  header(now: number): FrameHeader {
+    const packet = this.nextPacket++;
+    const j = packet % PACKET_RING;
+    this.pktNo[j] = packet;
+    this.pktAt[j] = now;
+    return {
+      sender: this.opts.sender,
+      receiver: this.peer.id,
+      senderEpoch: this.opts.epoch,
+      receiverEpoch: this.peerEpoch ?? 0,
+      packet,
+    };
   }
 
   /** Datagrams accepted for this peer and not yet acknowledged. */
@@ -134,7 +177,8 @@ export class PeerLink {
     return this.next - this.low;
   }
 
-  enqueue(session: number, seq: number, payload: Buffer): void {
+  /** Appends a datagram; returns its position. */
+  enqueue(session: number, seq: number, payload: Buffer): number {
     if (this.next - this.low >= this.cap) {
       if (this.cap < MAX_CAPACITY) this.grow();
       else this.dropOldest();
@@ -149,11 +193,12 @@ export class PeerLink {
     this.next++;
     this.bytes += payload.length + RECORD_HEADER_BYTES;
     while (this.bytes > this.opts.maxBytes && this.low < this.next - 1) this.dropOldest();
+    return this.next - 1;
   }
 
   /** Sends never-sent positions that fit in the peer's window. */
   flush(now: number): void {
-    if (this.state !== 'up') return;
+    if (this.state !== 'up' || this.peerEpoch === undefined) return;
     let limit = Math.min(
       this.next,
       this.low + this.params.windowDatagrams,
@@ -170,7 +215,7 @@ export class PeerLink {
       if (payload === undefined || this.sacked[i]) continue;
       const n = payload.length + RECORD_HEADER_BYTES;
       if (size + n > this.frameBudget && batch.length > 0) {
-        this.emit(batch);
+        this.emit(batch, now);
         batch.length = 0;
         size = 0;
       }
@@ -183,33 +228,36 @@ export class PeerLink {
       this.sentAt[i] = now;
       if (this.sends[i] < 255) this.sends[i]++;
     }
-    if (batch.length > 0) this.emit(batch);
+    if (batch.length > 0) this.emit(batch, now);
     // Nothing was in flight before: the probe timer starts from this send, not from an old ACK.
     if (this.sendPos === this.low) this.lastProgressAt = now;
     this.sendPos = limit;
   }
 
-  onAck(ack: AckFrame, now: number): void {
-    if (ack.epoch !== this.opts.epoch) return;
-    this.counters.acksReceived++;
-    this.heard(now);
+  /**
+   * Processes an ACK of the peer's current incarnation (the caller checked names and epochs). Returns
+   * whether it carried anything new: a replayed or stale ACK neither counts as hearing from the peer nor
+   * changes any state.
+   */
+  onAck(ack: AckFrame, now: number): boolean {
+    if (ack.receiverEpoch !== this.opts.epoch) return false;
+    if (ack.largestPacket >= this.nextPacket) return false; // names a packet never sent: forged or corrupt
+    const fresh = ack.largestPacket > this.largestAcked;
     const base = Math.min(ack.base, this.sendPos);
-    const largest = ack.largest;
+    if (!fresh && base <= this.low) return false;
+    this.counters.acksReceived++;
     const mask = this.cap - 1;
-    // RTT from the largest position if this ACK is the first to cover it and it was sent once (Karn).
-    if (largest >= this.low && largest < this.sendPos) {
-      const i = largest & mask;
-      if (this.sends[i] === 1 && !this.sacked[i] && this.payloads[i] !== undefined) {
-        this.rtt.update(now - this.sentAt[i], ack.ackDelayUs / 1000);
+    if (fresh) {
+      this.largestAcked = ack.largestPacket;
+      const j = ack.largestPacket % PACKET_RING;
+      if (this.pktNo[j] === ack.largestPacket) {
+        // Packet numbers are never reused: this is the first ACK of this packet, a valid sample.
+        this.rtt.update(now - this.pktAt[j], ack.ackDelayUs / 1000);
+        if (this.pktAt[j] > this.lossRefSent) this.lossRefSent = this.pktAt[j];
+        if (ack.largestPacket > this.lossRefFrame) this.lossRefFrame = ack.largestPacket;
       }
+      this.heard(now);
     }
-    // The latest send time and frame among newly acknowledged positions: the references for the time
-    // and packet thresholds. Only positions sent once count (Karn): an ACK names positions, not frames, so
-    // for a retransmitted one it is unknown which copy arrived, and taking the latest copy's frame and time
-    // when an earlier copy arrived declares everything sent before that retransmission lost (a cascade of
-    // spurious retransmissions under reordering).
-    let refSent = -Infinity;
-    let refFrame = -Infinity;
     let progressed = false;
     let spurious = 0;
     // An ACK earlier than half the minimum RTT after a retransmission answers the original copy.
@@ -223,10 +271,6 @@ export class PeerLink {
         now - this.sentAt[i] < tooSoon
       )
         spurious++;
-      if (!this.sacked[i] && this.payloads[i] !== undefined && this.sends[i] === 1) {
-        if (this.sentAt[i] > refSent) refSent = this.sentAt[i];
-        if (this.sentFrame[i] > refFrame) refFrame = this.sentFrame[i];
-      }
       progressed = true;
       this.release();
     }
@@ -236,12 +280,7 @@ export class PeerLink {
         if (this.sacked[i]) continue;
         this.sacked[i] = 1;
         progressed = true;
-        if (this.sends[i] !== 1) {
-          if (now - this.sentAt[i] < tooSoon) spurious++;
-          continue;
-        }
-        if (this.sentAt[i] > refSent) refSent = this.sentAt[i];
-        if (this.sentFrame[i] > refFrame) refFrame = this.sentFrame[i];
+        if (this.sends[i] > 1 && now - this.sentAt[i] < tooSoon) spurious++;
       }
     }
     if (progressed) {
@@ -260,9 +299,8 @@ export class PeerLink {
       this.reorderFrames = Math.max(this.params.packetThreshold, this.reorderFrames * 0.99);
       this.reorderExtraMs *= 0.99;
     }
-    if (refSent > this.lossRefSent) this.lossRefSent = refSent;
-    if (refFrame > this.lossRefFrame) this.lossRefFrame = refFrame;
-    if (refSent !== -Infinity) this.detectLosses(now);
+    if (this.lossRefSent !== -Infinity) this.detectLosses(now);
+    return true;
   }
 
   /** Declares lost what the latest ACK references imply and resends it, as far as the pacing allows. */
@@ -293,7 +331,7 @@ export class PeerLink {
         this.resendTokens--;
       }
     }
-    if (lost.length > 0) this.emitBatched(lost);
+    if (lost.length > 0) this.emitBatched(lost, now);
   }
 
   private refillResend(now: number): number {
@@ -306,12 +344,14 @@ export class PeerLink {
     return Math.max(0, Math.floor(this.resendTokens));
   }
 
-  onPong(timestamp: number, now: number): void {
+  /** A PONG counts only if it echoes a PING still outstanding (a replayed or forged one is ignored). */
+  onPong(timestamp: number, now: number): boolean {
     const i = this.outstandingPings.indexOf(timestamp);
-    if (i < 0) return;
+    if (i < 0) return false;
     this.outstandingPings.splice(0, i + 1);
     this.heard(now);
     this.rtt.update(now - timestamp);
+    return true;
   }
 
   /** Timers: RTO retransmission, liveness probes, down detection. Called every tick for every link. */
@@ -322,7 +362,7 @@ export class PeerLink {
       this.outstandingPings.push(now);
       if (this.outstandingPings.length > 8) this.outstandingPings.shift();
       this.io.send(
-        encodePing(FrameType.Ping, this.opts.sender, this.opts.epoch, now),
+        encodePing(this.header(now), now, this.low, this.low === this.movedUpTo),
         this.peer.port,
         this.peer.address,
       );
@@ -334,13 +374,42 @@ export class PeerLink {
   }
 
   /** Forget everything (the link is being removed): returns how many datagrams were never acknowledged. */
-  close(): number {
+  close(reason: AbandonReason = 'peer_gone'): number {
     const lost = this.next - this.low;
-    this.counters.backlogDropped += lost;
+    this.countAbandoned(reason, lost);
     this.payloads = [];
-    this.low = this.next;
+    this.low = this.sendPos = this.next;
     this.bytes = 0;
     return lost;
+  }
+
+  /**
+   * Abandons every unacknowledged position below `upTo` (all of them by default) and returns them in
+   * position order, so the caller can hand them to another replica; the peer discards what it held.
+   */
+  abandon(reason: AbandonReason, upTo = this.next): OutRecord[] {
+    const out: OutRecord[] = [];
+    const mask = this.cap - 1;
+    const end = Math.min(upTo, this.next);
+    while (this.low < end) {
+      const i = this.low & mask;
+      const payload = this.payloads[i];
+      if (payload !== undefined) {
+        out.push({ streamSeq: this.low, session: this.sessions[i], seq: this.seqs[i], payload });
+        this.countAbandoned(reason, 1);
+      }
+      this.release();
+    }
+    if (this.resyncEnd < this.low) this.resyncEnd = this.low;
+    if (reason === 'handover') this.movedUpTo = this.low;
+    return out;
+  }
+
+  /** Counts positions (or held datagrams) given up for this peer. */
+  countAbandoned(reason: AbandonReason, n: number): void {
+    if (n <= 0) return;
+    this.counters.abandoned[reason] += n;
+    this.counters.backlogDropped += n;
   }
 
   private heard(now: number): void {
@@ -362,11 +431,20 @@ export class PeerLink {
 
   /**
    * The peer restarted: its new incarnation lost what the old one held undelivered (its reorder buffer)
-   * even though it was selectively acknowledged. Everything not cumulatively acknowledged is resent.
+   * even though it was selectively acknowledged. Everything not cumulatively acknowledged is resent, on a
+   * link to the new incarnation (its packet-number and ACK state start over).
    */
   observePeerEpoch(epoch: number, now: number): boolean {
     const restarted = this.peerEpoch !== undefined && epoch > this.peerEpoch;
-    if (this.peerEpoch === undefined || epoch > this.peerEpoch) this.peerEpoch = epoch;
+    if (this.peerEpoch === undefined || epoch > this.peerEpoch) {
+      const first = this.peerEpoch === undefined;
+      this.peerEpoch = epoch;
+      this.largestAcked = -1;
+      if (first) {
+        this.lastProgressAt = now;
+        this.flush(now);
+      }
+    }
     if (!restarted) return false;
     for (let p = this.low; p < this.next; p++) this.sacked[p & (this.cap - 1)] = 0;
     this.sendPos = this.low;
@@ -399,7 +477,7 @@ export class PeerLink {
     }
     this.ptoCount++;
     this.lastProgressAt = now;
-    if (out.length > 0) this.emitBatched(out);
+    if (out.length > 0) this.emitBatched(out, now);
   }
 
   private resend(p: number, i: number, now: number): OutRecord {
@@ -409,27 +487,27 @@ export class PeerLink {
     return { streamSeq: p, session: this.sessions[i], seq: this.seqs[i], payload: this.payloads[i]! };
   }
 
-  private emitBatched(records: OutRecord[]): void {
+  private emitBatched(records: OutRecord[], now: number): void {
     let start = 0;
     let size = 0;
     for (let k = 0; k < records.length; k++) {
       const n = records[k].payload.length + RECORD_HEADER_BYTES;
       if (size + n > this.frameBudget && k > start) {
-        this.emit(records.slice(start, k));
+        this.emit(records.slice(start, k), now);
         start = k;
         size = 0;
       }
       size += n;
     }
-    if (start < records.length) this.emit(records.slice(start));
+    if (start < records.length) this.emit(records.slice(start), now);
   }
 
-  private emit(records: OutRecord[]): void {
+  private emit(records: OutRecord[], now: number): void {
     this.counters.framesSent++;
-    const frame = this.frameNo++;
-    for (const r of records) this.sentFrame[r.streamSeq & (this.cap - 1)] = frame;
+    const h = this.header(now);
+    for (const r of records) this.sentFrame[r.streamSeq & (this.cap - 1)] = h.packet;
     this.io.send(
-      encodeData(this.opts.sender, this.opts.epoch, this.low, records),
+      encodeData(h, this.low, records, this.low === this.movedUpTo),
       this.peer.port,
       this.peer.address,
     );
@@ -447,14 +525,15 @@ export class PeerLink {
 
   private dropOldest(): void {
     const i = this.low & (this.cap - 1);
-    if (!this.sacked[i] && this.payloads[i] !== undefined) this.counters.backlogDropped++;
+    // Selectively acknowledged ones were received: the peer delivers them when the low-water mark passes.
+    if (!this.sacked[i] && this.payloads[i] !== undefined) this.countAbandoned('overflow', 1);
     this.release();
   }
 
   private grow(): void {
     const cap = this.cap * 2;
     const sessions = new Uint32Array(cap);
-    const seqs = new Uint32Array(cap);
+    const seqs = new Float64Array(cap);
     const payloads: Array<Buffer | undefined> = new Array(cap);
     const sentAt = new Float64Array(cap);
     const sentFrame = new Float64Array(cap);

@@ -173,7 +173,14 @@ export class ChaosMesh {
         instance: n.cloud,
         mesh: 'chaos',
         ingress: { ports: [PORTS.ingress], addresses: [a], mode: 'reply' },
-        replication: { address: a, port: PORTS.replication, advertiseAddress: a, advertisePort: PORTS.proxy },
+        replication: {
+          address: a,
+          port: PORTS.replication,
+          advertiseAddress: a,
+          advertisePort: PORTS.proxy,
+          // Namespace addresses are not loopback: the chaos mesh runs unkeyed on purpose (a test network).
+          auth: { insecure: true },
+        },
         delivery: { backends: [`127.0.0.1:${PORTS.backend}`], gapTimeoutMs: this.opts.gapTimeoutMs ?? 2000 },
         etcd: { endpoints, leaseTtlSeconds: this.opts.leaseTtlSeconds ?? 3 },
         metrics: { address: a, port: PORTS.metrics },

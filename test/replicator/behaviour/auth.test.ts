@@ -195,21 +195,26 @@ describe('behaviour: frame authentication (cluster keys)', function () {
     );
     const gcp = mesh.node('gcp');
     const before = await metric(gcp.proc, 'udpmesh_dropped_datagrams_total', { reason: 'unauthenticated' });
-    // A well-formed DATA frame, as a peer would send it, but without the HMAC trailer; one of them claims
-    // to come from the real aws replicator.
+    const beforeUnknown = await metric(gcp.proc, 'udpmesh_dropped_datagrams_total', {
+      reason: 'unknown_sender',
+    });
+    // A well-formed DATA frame, as a peer would send it, but without the HMAC trailer; half of them claim
+    // to come from the real aws replicator (unauthenticated), half from a non-member (no state at all).
     const session = 4242;
     const frames: Buffer[] = [];
     for (let i = 0; i < 10; i++) {
       const record = { streamSeq: i, session, seq: i, payload: encodePayload(session, i, 64) };
-      frames.push(encodeData(i % 2 === 0 ? 'aws/aws-0' : 'intruder/x', 1, 0, [record]));
+      const sender = i % 2 === 0 ? 'aws/aws-0' : 'intruder/x';
+      const h = { sender, receiver: 'gcp/gcp-0', senderEpoch: 1, receiverEpoch: 1, packet: 1000 + i };
+      frames.push(encodeData(h, 0, [record]));
     }
     await sendDatagrams(gcp.replicationPort, frames);
     await waitMetric(
       gcp.proc,
       'udpmesh_dropped_datagrams_total',
       { reason: 'unauthenticated' },
-      (v) => v >= before + frames.length,
-      `counts ${frames.length} unauthenticated drops`,
+      (v) => v >= before + frames.length / 2,
+      `counts ${frames.length / 2} unauthenticated drops`,
     );
     // The mesh still works, and nothing of the injected session reached the backend.
     const run = await load('aws', 1, 10, 20);
@@ -222,8 +227,13 @@ describe('behaviour: frame authentication (cluster keys)', function () {
     const s = await scrape(gcp.proc);
     assert.equal(
       dropped(s, 'unauthenticated'),
-      before + frames.length,
-      'exactly the injected frames were unauthenticated',
+      before + frames.length / 2,
+      'exactly the injected frames claiming a member were unauthenticated',
+    );
+    assert.equal(
+      dropped(s, 'unknown_sender'),
+      beforeUnknown + frames.length / 2,
+      'the injected frames of a non-member were dropped before any check that costs state',
     );
     assert.ok(gcp.proc.running, 'gcp still running');
   });

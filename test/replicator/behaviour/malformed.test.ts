@@ -2,7 +2,7 @@
 // malformed_frame while the process keeps delivering; client datagrams over ingress.maxPayloadBytes are
 // dropped as oversize and never delivered truncated.
 import assert from 'node:assert/strict';
-import { encodeAck, encodeData, encodePing, FrameType } from '../../../replicator/protocol/frame.ts';
+import { encodeAck, encodeData, encodePing } from '../../../replicator/protocol/frame.ts';
 import { useEtcdCluster } from '../../harness/etcdFixture.ts';
 import { startLoad, type LoadRun } from '../../harness/loadClient.ts';
 import { startMesh, type Mesh, type MeshNode } from '../../harness/mesh.ts';
@@ -51,18 +51,16 @@ describe('behaviour: malformed and oversize input', function () {
       junk.push(
         Buffer.from(Array.from({ length: 1000 + Math.floor(rng() * 400) }, () => Math.floor(rng() * 256))),
       );
-    // Every proper prefix of a valid DATA, ACK and PING frame (the unkeyed mesh would accept the whole frames).
+    // Every proper prefix of a valid DATA, ACK and PING frame (the unkeyed mesh would accept the whole frames),
+    // from a real member to gcp, so the prefixes pass the membership check and reach the decoder.
+    const h = { sender: 'aws/aws-0', receiver: 'gcp/gcp-0', senderEpoch: 1, receiverEpoch: 1, packet: 3 };
     const records = [0, 1, 2].map((i) => ({
       streamSeq: i,
       session: 7,
       seq: i,
       payload: encodePayload(7, i, 40),
     }));
-    const valid = [
-      encodeData('junk/j0', 1, 0, records),
-      encodeAck('junk/j0', 1, 5, 9, 100, [[7, 8]]),
-      encodePing(FrameType.Ping, 'junk/j0', 1, 12345.5),
-    ];
+    const valid = [encodeData(h, 0, records), encodeAck(h, 9, 100, 5, [[7, 8]]), encodePing(h, 12345.5, 0)];
     let truncated = 0;
     for (const f of valid) {
       for (let len = 0; len < f.length; len++) {
@@ -87,7 +85,16 @@ describe('behaviour: malformed and oversize input', function () {
       if (i % 50 === 49) await new Promise((r) => setImmediate(r));
     }
     // Every junk datagram is counted as a drop; the truncated frames (flags byte 0: unsigned) as malformed.
-    const junkReasons = ['malformed_frame', 'bad_mac', 'unauthenticated'];
+    const junkReasons = [
+      'malformed_frame',
+      'bad_mac',
+      'unauthenticated',
+      'unknown_sender',
+      'misdirected',
+      'looped',
+      'stale_epoch',
+      'replay',
+    ];
     const base = junkReasons.reduce((a, r) => a + dropped(before, r), 0);
     await waitDrops(gcp, junkReasons, base + junk.length);
     await run.done;

@@ -67,7 +67,9 @@ describe('config: load and validate', function () {
       assert.deepEqual(c.ingress.ports, [7001]);
       assert.equal(c.ingress.mode, 'reply');
       assert.equal(c.replication.port, 7946);
-      assert.equal(c.replication.maxFrameBytes, 1355);
+      assert.equal(c.replication.maxFrameBytes, 1352); // delivery/payloadBudget.ts: Azure 1400 - IPv6 - UDP
+      assert.equal(c.ingress.maxPayloadBytes, 1158); // 1352 - 194 (largest v2 DATA header, record, trailer)
+      assert.equal(c.replication.auth.insecure, false);
       assert.equal(c.delivery.gapTimeoutMs, 2000);
       assert.equal(c.metrics.port, 9100);
       assert.equal(c.log.level, 'info');
@@ -234,7 +236,7 @@ describe('config: load and validate', function () {
       const c = loadConfig(undefined, {
         UDPMESH_CLUSTER: 'azure',
         UDPMESH_INGRESS__PORTS: '7001,7002',
-        UDPMESH_INGRESS__MAX_PAYLOAD_BYTES: '1200',
+        UDPMESH_INGRESS__MAX_PAYLOAD_BYTES: '1100',
         UDPMESH_DELIVERY__BACKENDS: '10.0.0.1:53',
         UDPMESH_ETCD__ENDPOINTS: 'http://a:2379, http://b:2379',
         UDPMESH_REPLICATION__AUTH__ALLOW_UNSIGNED: 'true',
@@ -243,7 +245,7 @@ describe('config: load and validate', function () {
       });
       assert.equal(c.cluster, 'azure');
       assert.deepEqual(c.ingress.ports, [7001, 7002]);
-      assert.equal(c.ingress.maxPayloadBytes, 1200);
+      assert.equal(c.ingress.maxPayloadBytes, 1100);
       assert.deepEqual(c.delivery.backends, ['10.0.0.1:53']);
       assert.deepEqual(c.etcd?.endpoints, ['http://a:2379', 'http://b:2379']);
       assert.equal(c.replication.auth.allowUnsigned, true);

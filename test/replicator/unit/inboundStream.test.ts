@@ -23,7 +23,7 @@ function receiver(opts: Partial<InboundOptions> = {}, startPos = 0): { rx: Inbou
     'aws/r-0',
     1,
     startPos,
-    { windowSize: 1024, reorderLimit: 1024, gapTimeoutMs: 1000, ...opts },
+    { windowSize: 1024, reorderLimit: 1024, ...opts },
     (session, seq, payload) => out.push({ session, seq, payload: payload.toString() }),
     0,
   );
@@ -66,7 +66,7 @@ function assertSafe(out: Delivery[], stream: DataRecord[]): void {
   }
 }
 
-const skippedTotal = (rx: InboundStream): number => rx.counters.gapTimeoutSkipped + rx.counters.senderSkipped;
+const skippedTotal = (rx: InboundStream): number => rx.counters.senderSkipped;
 
 // ---- generators ----------------------------------------------------------------------------------------
 
@@ -79,7 +79,6 @@ interface Scenario {
   /** After arrival k, the sender may advance its low-water mark (only over positions it can give up on). */
   lowWaterAt: Set<number>;
   delays: number[];
-  finish: 'gapTimeout' | 'lowWater';
 }
 
 const scenarioArb: fc.Arbitrary<Scenario> = fc
@@ -91,54 +90,40 @@ const scenarioArb: fc.Arbitrary<Scenario> = fc
     dupPct: fc.constantFrom(0, 10, 40),
     midStream: fc.boolean(),
     startFrac: fc.double({ min: 0, max: 1, noNaN: true }),
-    finish: fc.constantFrom('gapTimeout' as const, 'lowWater' as const),
     shuffleKeys: fc.array(fc.double({ min: 0, max: 1, noNaN: true }), { minLength: 300, maxLength: 300 }),
     lowWaterPct: fc.constantFrom(0, 10),
   })
-  .map(
-    ({
-      sessions,
-      perSession,
-      seed,
-      lossPct,
-      dupPct,
-      midStream,
-      startFrac,
-      finish,
-      shuffleKeys,
-      lowWaterPct,
-    }) => {
-      // Interleave the sessions pseudo-randomly (seeded), S x N datagrams in all.
-      const left = Array.from({ length: sessions }, () => perSession);
-      const sessionOf: number[] = [];
-      let k = 0;
-      while (sessionOf.length < sessions * perSession) {
-        let s = seed[k++ % seed.length] % sessions;
-        while (left[s] === 0) s = (s + 1) % sessions;
-        left[s]--;
-        sessionOf.push(1000 + s * 7);
-      }
-      const stream = buildStream(sessionOf);
-      const total = stream.length;
-      const startPos = midStream ? Math.floor(startFrac * total) : 0;
-      const rnd = (i: number): number => shuffleKeys[i % shuffleKeys.length];
-      const lost = new Set<number>();
-      for (let p = startPos; p < total; p++) if (rnd(p * 7 + 3) * 100 < lossPct) lost.add(p);
-      // Arrivals: every non-lost position once, plus duplicates, in a random order. A "dropped and
-      // retransmitted" datagram is simply one that arrives late in this order.
-      const arrivals: Array<[number, number]> = [];
-      for (let p = startPos; p < total; p++) {
-        if (lost.has(p)) continue;
-        arrivals.push([p + (rnd(p) - 0.5) * total * 0.6, p]);
-        if (rnd(p * 13 + 1) * 100 < dupPct) arrivals.push([p + (rnd(p * 5 + 2) - 0.2) * total, p]);
-      }
-      arrivals.sort((a, b) => a[0] - b[0]);
-      const lowWaterAt = new Set<number>();
-      for (let i = 0; i < arrivals.length; i++) if (rnd(i * 11 + 7) * 100 < lowWaterPct) lowWaterAt.add(i);
-      const delays = arrivals.map((_, i) => Math.floor(rnd(i * 17 + 5) * 5));
-      return { stream, startPos, lost, arrivals: arrivals.map(([, p]) => p), lowWaterAt, delays, finish };
-    },
-  );
+  .map(({ sessions, perSession, seed, lossPct, dupPct, midStream, startFrac, shuffleKeys, lowWaterPct }) => {
+    // Interleave the sessions pseudo-randomly (seeded), S x N datagrams in all.
+    const left = Array.from({ length: sessions }, () => perSession);
+    const sessionOf: number[] = [];
+    let k = 0;
+    while (sessionOf.length < sessions * perSession) {
+      let s = seed[k++ % seed.length] % sessions;
+      while (left[s] === 0) s = (s + 1) % sessions;
+      left[s]--;
+      sessionOf.push(1000 + s * 7);
+    }
+    const stream = buildStream(sessionOf);
+    const total = stream.length;
+    const startPos = midStream ? Math.floor(startFrac * total) : 0;
+    const rnd = (i: number): number => shuffleKeys[i % shuffleKeys.length];
+    const lost = new Set<number>();
+    for (let p = startPos; p < total; p++) if (rnd(p * 7 + 3) * 100 < lossPct) lost.add(p);
+    // Arrivals: every non-lost position once, plus duplicates, in a random order. A "dropped and
+    // retransmitted" datagram is simply one that arrives late in this order.
+    const arrivals: Array<[number, number]> = [];
+    for (let p = startPos; p < total; p++) {
+      if (lost.has(p)) continue;
+      arrivals.push([p + (rnd(p) - 0.5) * total * 0.6, p]);
+      if (rnd(p * 13 + 1) * 100 < dupPct) arrivals.push([p + (rnd(p * 5 + 2) - 0.2) * total, p]);
+    }
+    arrivals.sort((a, b) => a[0] - b[0]);
+    const lowWaterAt = new Set<number>();
+    for (let i = 0; i < arrivals.length; i++) if (rnd(i * 11 + 7) * 100 < lowWaterPct) lowWaterAt.add(i);
+    const delays = arrivals.map((_, i) => Math.floor(rnd(i * 17 + 5) * 5));
+    return { stream, startPos, lost, arrivals: arrivals.map(([, p]) => p), lowWaterAt, delays };
+  });
 
 describe('delivery/inboundStream', function () {
   this.timeout(fuzzTimeout(60_000));
@@ -170,35 +155,51 @@ describe('delivery/inboundStream', function () {
       assert.equal(rx.unacked, 0);
     });
 
-    it('a gap makes the ACK urgent and is skipped after the gap timeout, releasing what waited behind it', () => {
-      const { rx, out } = receiver({ gapTimeoutMs: 100 });
+    it('a gap makes the ACK urgent and is never skipped by the receiver, however long the origin is silent (issue 10 D2)', () => {
+      const { rx, out } = receiver();
       rx.receive(rec(0, 1, 0), 0);
       rx.ackUrgent = false;
+      rx.notePacket(4, 10);
       rx.receive(rec(3, 1, 3), 10); // 1,2 missing
       assert.equal(rx.ackUrgent, true);
-      assert.deepEqual(rx.ackState(8), { base: 1, largest: 3, ranges: [[3, 3]] });
-      assert.equal(rx.expireGaps(109), 0);
+      assert.deepEqual(rx.ackState(8, 12), { base: 1, largestPacket: 4, ackDelayUs: 2000, ranges: [[3, 3]] });
       assert.deepEqual(keys(out), ['1:0']);
-      assert.equal(rx.expireGaps(110), 2);
-      assert.deepEqual(keys(out), ['1:0', '1:3']);
-      assert.equal(rx.counters.gapTimeoutSkipped, 2);
-      // The skipped datagrams, retransmitted late, are duplicates now.
-      rx.receive(rec(1, 1, 1), 200);
-      assert.equal(rx.counters.duplicates, 1);
-      assert.deepEqual(keys(out), ['1:0', '1:3']);
+      // An hour of silence (a partition): the retransmissions still fill the gap, in order.
+      rx.receive(rec(2, 1, 2), 3_600_000);
+      rx.receive(rec(1, 1, 1), 3_600_001);
+      assert.deepEqual(keys(out), ['1:0', '1:1', '1:2', '1:3']);
+      assert.equal(rx.counters.duplicates, 0);
+      assert.equal(rx.counters.senderSkipped, 0);
     });
 
-    it('gaps expire only once the origin has been quiet for the gap timeout', () => {
-      const { rx, out } = receiver({ gapTimeoutMs: 100 });
-      rx.receive(rec(1, 1, 1), 0); // gap [0,0] at t=0
-      rx.receive(rec(3, 1, 3), 50); // gap [2,2] at t=50
-      rx.receive(rec(4, 1, 4), 120); // the origin is still sending: its retransmissions may yet fill them
-      assert.equal(rx.expireGaps(150), 0);
-      assert.equal(rx.expireGaps(219), 0);
-      assert.deepEqual(keys(out), []);
-      assert.equal(rx.expireGaps(220), 2);
-      assert.deepEqual(keys(out), ['1:1', '1:3', '1:4']);
-      assert.equal(rx.counters.gapTimeoutSkipped, 2);
+    it('a discarding low-water mark (hand-over) drops what is held below it; a plain one delivers it', () => {
+      const plainRx = receiver();
+      const handed = receiver();
+      for (const { rx } of [plainRx, handed]) {
+        rx.receive(rec(0, 1, 0), 0);
+        rx.receive(rec(2, 1, 2), 0); // held: 1:1 is missing
+        rx.receive(rec(5, 2, 1), 0); // held: 2:0 is missing
+      }
+      plainRx.rx.applyLowWater(6, 1);
+      assert.deepEqual(keys(plainRx.out), ['1:0', '1:2', '2:1']);
+      assert.equal(plainRx.rx.counters.senderAbandoned, 0);
+      handed.rx.applyLowWater(4, 1, true); // 1:2 was moved to another replica; 2:1 was not
+      assert.deepEqual(keys(handed.out), ['1:0']);
+      assert.equal(handed.rx.counters.senderAbandoned, 1);
+      assert.equal(handed.rx.pendingCount, 1);
+      handed.rx.applyLowWater(6, 2);
+      assert.deepEqual(keys(handed.out), ['1:0', '2:1']);
+      assert.equal(handed.rx.window.base, 6);
+    });
+
+    it('retire (a newer incarnation of the origin spoke) delivers everything held, in stream order', () => {
+      const { rx, out } = receiver();
+      rx.receive(rec(3, 1, 3), 0);
+      rx.receive(rec(1, 2, 1), 0);
+      rx.retire(1);
+      assert.deepEqual(keys(out), ['2:1', '1:3']);
+      assert.equal(rx.pendingCount, 0);
+      assert.equal(rx.counters.senderSkipped, 2);
     });
 
     it('the sender low-water mark settles the prefix it gave up on (counted as senderSkipped)', () => {
@@ -255,7 +256,7 @@ describe('delivery/inboundStream', function () {
       assert.equal(rx.counters.reorderFull, 2);
       assert.equal(rx.pendingCount, limit);
       assert.equal(rx.window.check(14), WindowVerdict.New, 'not recorded: a resend is accepted later');
-      assert.deepEqual(rx.ackState(8).ranges, [[10, 13]], 'not acknowledged');
+      assert.deepEqual(rx.ackState(8, 0).ranges, [[10, 13]], 'not acknowledged');
       // Deliverable datagrams are never refused: a session's next seq, a new session's seq 0, the base.
       rx.receive(rec(20, 300, 0), 2);
       rx.receive(rec(0, 100, 0), 2); // the base: delivers 100:0 and releases 100:1
@@ -274,19 +275,23 @@ describe('delivery/inboundStream', function () {
       assert.equal(rx.counters.duplicates, 0);
     });
 
-    it('ackState reports base, largest and the received ranges above base', () => {
+    it('ackState reports base, the largest packet with its delay, and the received ranges above base', () => {
       const { rx } = receiver();
-      assert.deepEqual(rx.ackState(8), { base: 0, largest: 0, ranges: [] });
-      for (const p of [0, 1, 3, 4, 7]) rx.receive(rec(p, p, 0), 0);
-      assert.deepEqual(rx.ackState(8), {
+      assert.deepEqual(rx.ackState(8, 0), { base: 0, largestPacket: 0, ackDelayUs: 0, ranges: [] });
+      for (const p of [0, 1, 3, 4, 7]) {
+        rx.notePacket(10 - p, p); // packets arrive out of order: the largest is kept with its arrival time
+        rx.receive(rec(p, p, 0), 0);
+      }
+      assert.deepEqual(rx.ackState(8, 5), {
         base: 2,
-        largest: 7,
+        largestPacket: 10,
+        ackDelayUs: 5000,
         ranges: [
           [3, 4],
           [7, 7],
         ],
       });
-      assert.deepEqual(rx.ackState(1).ranges, [[3, 4]]);
+      assert.deepEqual(rx.ackState(1, 0).ranges, [[3, 4]]);
     });
 
     it('sweepSessions forgets idle sessions but keeps ones with datagrams waiting', () => {
@@ -302,12 +307,9 @@ describe('delivery/inboundStream', function () {
   describe('model-based properties', () => {
     it('every non-lost datagram is delivered exactly once, in per-session order; counters add up', () => {
       fc.assert(
-        fc.property(scenarioArb, ({ stream, startPos, lost, arrivals, lowWaterAt, delays, finish }) => {
+        fc.property(scenarioArb, ({ stream, startPos, lost, arrivals, lowWaterAt, delays }) => {
           const total = stream.length;
-          const { rx, out } = receiver(
-            { windowSize: 256, reorderLimit: 1024, gapTimeoutMs: 1_000_000 },
-            startPos,
-          );
+          const { rx, out } = receiver({ windowSize: 256, reorderLimit: 1024 }, startPos);
           const arrived = new Set<number>();
           let now = 0;
           let dups = 0;
@@ -316,7 +318,6 @@ describe('delivery/inboundStream', function () {
             if (arrived.has(p)) dups++;
             arrived.add(p);
             rx.receive(stream[p], now);
-            rx.expireGaps(now); // far below the gap timeout: nothing may be skipped yet
             if (lowWaterAt.has(i)) {
               // The sender's low-water: below it every position was received or given up (lost).
               let lw = rx.window.base;
@@ -324,13 +325,8 @@ describe('delivery/inboundStream', function () {
               rx.applyLowWater(lw, now);
             }
           });
-          if (finish === 'gapTimeout') {
-            now += 2_000_000;
-            rx.expireGaps(now);
-            // Lost positions after the highest received one form no gap: only the sender can settle them.
-            const tailLost = [...lost].filter((p) => p > rx.window.highest).length;
-            assert.equal(rx.counters.gapTimeoutSkipped + rx.counters.senderSkipped, lost.size - tailLost);
-          }
+          // The receiver never settles a lost position on its own, however long it waits.
+          assert.ok(lost.size === 0 || rx.window.base <= Math.min(...lost) || lowWaterAt.size > 0);
           rx.applyLowWater(total, now);
 
           assertSafe(out, stream);
@@ -369,10 +365,7 @@ describe('delivery/inboundStream', function () {
           fc.integer({ min: 1, max: 5 }),
           ({ stream, startPos, lost, arrivals, delays }, reorderLimit, retryEvery) => {
             const total = stream.length;
-            const { rx, out } = receiver(
-              { windowSize: 256, reorderLimit, gapTimeoutMs: 1_000_000 },
-              startPos,
-            );
+            const { rx, out } = receiver({ windowSize: 256, reorderLimit }, startPos);
             let now = 0;
             let attempts = 0;
             const refused: number[] = [];
@@ -410,7 +403,7 @@ describe('delivery/inboundStream', function () {
               .map((r) => `${r.session}:${r.seq}`);
             assert.deepEqual(new Set(keys(out)), new Set(expected), 'every non-lost datagram delivered');
             assert.equal(out.length, expected.length);
-            assert.equal(rx.counters.senderSkipped + rx.counters.gapTimeoutSkipped, lost.size);
+            assert.equal(rx.counters.senderSkipped, lost.size);
             assert.equal(rx.counters.received + rx.counters.duplicates + rx.counters.reorderFull, attempts);
             assert.equal(rx.counters.late, 0);
             assert.equal(rx.pendingCount, 0);
@@ -420,25 +413,28 @@ describe('delivery/inboundStream', function () {
       );
     });
 
-    it('safety under hostile timing: tiny gap timeout, tiny reorder buffer, small window, arbitrary low-water marks', () => {
+    it('safety under hostile timing: tiny reorder buffer, small window, arbitrary (also discarding) low-water marks', () => {
       fc.assert(
         fc.property(
           scenarioArb,
           fc.constantFrom(32, 64),
           fc.integer({ min: 1, max: 8 }),
-          fc.integer({ min: 1, max: 20 }),
           fc.array(fc.nat(), { maxLength: 20 }),
-          ({ stream, startPos, arrivals, delays }, windowSize, reorderLimit, gapTimeoutMs, lowWaters) => {
+          ({ stream, startPos, arrivals, delays }, windowSize, reorderLimit, lowWaters) => {
             const total = stream.length;
-            const { rx, out } = receiver({ windowSize, reorderLimit, gapTimeoutMs }, startPos);
+            const { rx, out } = receiver({ windowSize, reorderLimit }, startPos);
             let now = 0;
             arrivals.forEach((p, i) => {
               now += delays[i];
               rx.receive(stream[p], now);
-              rx.expireGaps(now);
-              // A sender may give up on anything it still holds (backlog bound), even what is in flight.
+              // A sender may give up on anything it still holds (backlog bound), even what is in flight,
+              // or hand it over to another replica (discard).
               if (i < lowWaters.length && lowWaters[i] % 5 === 0)
-                rx.applyLowWater(startPos + (lowWaters[i] % (total - startPos + 1)), now);
+                rx.applyLowWater(
+                  startPos + (lowWaters[i] % (total - startPos + 1)),
+                  now,
+                  lowWaters[i] % 2 === 0,
+                );
               assert.ok(
                 rx.pendingCount <= reorderLimit,
                 `pendingCount ${rx.pendingCount} > reorderLimit ${reorderLimit}`,
@@ -449,9 +445,9 @@ describe('delivery/inboundStream', function () {
             assertSafe(out, stream);
             assert.equal(rx.pendingCount, 0);
             assert.equal(rx.counters.late, 0);
-            assert.equal(rx.counters.received, rx.counters.delivered);
+            assert.equal(rx.counters.received, rx.counters.delivered + rx.counters.senderAbandoned);
             assert.equal(
-              rx.counters.delivered + skippedTotal(rx),
+              rx.counters.delivered + rx.counters.senderAbandoned + skippedTotal(rx),
               total - startPos,
               'each position settled exactly once',
             );

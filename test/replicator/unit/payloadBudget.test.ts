@@ -18,11 +18,14 @@ import { encodeProxyV2, sessionTlv } from '../../../replicator/delivery/proxyV2.
 
 const ring = makeKeyRing([Buffer.alloc(32, 7)]);
 const sender = 'x'.repeat(MAX_SENDER_BYTES);
+// IPv6 + UDP: the safe defaults assume IPv6 inner packets (the worst case).
 const onWire = (payload: number): number =>
-  20 +
+  40 +
   8 +
   signFrame(
-    encodeData(sender, 1, 0, [{ streamSeq: 0, session: 1, seq: 0, payload: Buffer.alloc(payload) }]),
+    encodeData({ sender, receiver: sender, senderEpoch: 1, receiverEpoch: 2, packet: 0 }, 0, [
+      { streamSeq: 0, session: 1, seq: 0, payload: Buffer.alloc(payload) },
+    ]),
     ring,
   ).length;
 
@@ -31,19 +34,21 @@ describe('payload budget', () => {
     const narrowest = Math.min(...allPairs().map((p) => p.pathMtu));
     assert.equal(onWire(safeMaxPayloadBytes()), narrowest);
     assert.ok(onWire(safeMaxPayloadBytes() + 1) > narrowest);
-    for (const p of allPairs()) assert.ok(onWire(p.maxPayload) <= p.pathMtu, `${p.a}-${p.b}`);
+    for (const p of allPairs({ family: 6 })) assert.ok(onWire(p.maxPayload) <= p.pathMtu, `${p.a}-${p.b}`);
   });
 
   it('the config defaults are safe on every cloud pair (the old 1,400-byte payload and 1,472-byte frame were not)', () => {
     const c = replicatorConfigSchema.parse({ cluster: 'aws', delivery: { backends: ['127.0.0.1:1'] } });
     for (const p of allPairs()) {
       assert.ok(onWire(c.ingress.maxPayloadBytes) <= p.pathMtu, `payload default on ${p.a}-${p.b}`);
-      // A full frame (maxFrameBytes before the trailer) plus trailer and IP/UDP fits too.
-      assert.ok(c.replication.maxFrameBytes + 17 + 28 <= p.pathMtu, `frame default on ${p.a}-${p.b}`);
+      // A full frame (maxFrameBytes includes the trailer in frame v2) plus IP/UDP fits too.
+      assert.ok(c.replication.maxFrameBytes + 48 <= p.pathMtu, `frame default on ${p.a}-${p.b}`);
       assert.ok(onWire(1400) > p.pathMtu, `1400 bytes never fitted ${p.a}-${p.b}`);
-      assert.ok(1472 + 17 + 28 > p.pathMtu);
+      assert.ok(1472 + 28 > p.pathMtu);
     }
     assert.equal(c.replication.maxFrameBytes, safeMaxFrameBytes());
+    // The loader's own check (one maximum datagram per frame) holds for the defaults.
+    assert.equal(onWire(c.ingress.maxPayloadBytes) - 48, c.replication.maxFrameBytes);
   });
 
   it('a max payload behind the largest PROXY header still fits every pod network', () => {
@@ -62,8 +67,11 @@ describe('payload budget', () => {
       pairBudget('aws', 'gcp').maxPayload - 20,
     );
     assert.equal(
-      pairBudget('aws', 'azure', { sender: 'aws/udpmesh-0' }).maxPayload,
-      pairBudget('aws', 'azure').maxPayload + MAX_SENDER_BYTES - 'aws/udpmesh-0'.length,
+      pairBudget('aws', 'azure', { sender: 'aws/udpmesh-0', receiver: 'azure/udpmesh-0' }).maxPayload,
+      pairBudget('aws', 'azure').maxPayload +
+        2 * MAX_SENDER_BYTES -
+        'aws/udpmesh-0'.length -
+        'azure/udpmesh-0'.length,
     );
     assert.match(budgetTable(), /\| aws-gcp \| 1406 \|/);
   });

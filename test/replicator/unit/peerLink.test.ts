@@ -12,10 +12,11 @@ import {
   RECORD_HEADER_BYTES,
   decodeFrame,
   encodeAck,
-  encodePing,
+  encodePong,
   type AckFrame,
   type DataFrame,
   type Frame,
+  type FrameHeader,
 } from '../../../replicator/protocol/frame.ts';
 import { protocolParams, type ProtocolParams } from '../../../replicator/protocol/params.ts';
 import { PeerLink, type PeerEndpoint } from '../../../replicator/replication/peerLink.ts';
@@ -26,6 +27,16 @@ const EPOCH = 7;
 const SENDER = 'aws/r-0';
 const PEER: PeerEndpoint = { id: 'gcp/r-0', cluster: 'gcp', address: '10.0.0.2', port: 7946 };
 const FRAME = 1472;
+const PEER_EPOCH = 3;
+let backPackets = 0;
+/** Header of a frame from the peer back to the origin. */
+const back = (epoch = EPOCH): FrameHeader => ({
+  sender: PEER.id,
+  receiver: SENDER,
+  senderEpoch: PEER_EPOCH,
+  receiverEpoch: epoch,
+  packet: backPackets++,
+});
 
 function params(overrides: Partial<Record<keyof ProtocolParams, number>> = {}): ProtocolParams {
   return { ...protocolParams, ...overrides } as ProtocolParams;
@@ -52,6 +63,7 @@ function link(opts: { maxBytes?: number; params?: ProtocolParams; now?: number }
       maxBytes: opts.maxBytes ?? 1 << 20,
       maxFrameBytes: FRAME,
       params: opts.params ?? params(),
+      peerEpoch: PEER_EPOCH,
     },
     {
       send(buf, port, address) {
@@ -75,8 +87,21 @@ const positions = (sent: Sent[]): number[] =>
 const pings = (sent: Sent[]): number[] =>
   sent.flatMap((s) => (s.frame.type === FrameType.Ping ? [s.frame.timestamp] : []));
 
-function ack(base: number, largest: number, ranges: Array<[number, number]> = [], epoch = EPOCH): AckFrame {
-  return { type: FrameType.Ack, sender: PEER.id, epoch, base, largest, ackDelayUs: 0, ranges };
+/** An ACK naming `largestPacket` (the packet number of a DATA frame the origin sent) as the largest received. */
+function ack(
+  base: number,
+  largestPacket: number,
+  ranges: Array<[number, number]> = [],
+  epoch = EPOCH,
+): AckFrame {
+  return { type: FrameType.Ack, ...back(epoch), largestPacket, ackDelayUs: 0, base, ranges };
+}
+
+/** Packet number of the last DATA frame that carried `pos`. */
+function packetOf(sent: Sent[], pos: number): number {
+  const f = dataFrames(sent).filter((d) => d.records.some((r) => r.streamSeq === pos));
+  assert.ok(f.length > 0, `position ${pos} was never sent`);
+  return f[f.length - 1].packet;
 }
 
 function payload(n: number, size = 100): Buffer {
@@ -102,7 +127,21 @@ describe('replication/peerLink', function () {
       assert.ok(frames.length > 1);
       assert.ok(sent.every((s) => s.bytes <= FRAME));
       assert.deepEqual(positions(sent), [...Array(100).keys()]);
-      assert.ok(frames.every((f) => f.lowWater === 0 && f.epoch === EPOCH && f.sender === SENDER));
+      assert.ok(
+        frames.every(
+          (f) =>
+            f.lowWater === 0 &&
+            f.senderEpoch === EPOCH &&
+            f.sender === SENDER &&
+            f.receiver === PEER.id &&
+            f.receiverEpoch === PEER_EPOCH,
+        ),
+      );
+      // Every frame has its own packet number.
+      assert.deepEqual(
+        frames.map((f) => f.packet),
+        [...frames.keys()],
+      );
       const r = frames[0].records[4];
       assert.deepEqual([r.session, r.seq, r.payload.readUInt32BE(0)], [2, 1, 4]);
       assert.equal(l.counters.replicated, 100);
@@ -118,7 +157,7 @@ describe('replication/peerLink', function () {
       for (let i = 0; i < 200; i++) l.enqueue(1, i, payload(i, 10));
       l.flush(1000);
       assert.equal(Math.max(...positions(sent)), 63);
-      l.onAck(ack(40, 39), 1010);
+      l.onAck(ack(40, packetOf(sent, 39)), 1010);
       l.flush(1010);
       assert.equal(Math.max(...positions(sent)), 40 + 63);
     });
@@ -140,11 +179,11 @@ describe('replication/peerLink', function () {
   });
 
   describe('acknowledgements', () => {
-    it('a cumulative ACK releases positions and their bytes; an RTT sample comes from the largest (Karn)', () => {
+    it('a cumulative ACK releases positions and their bytes; an RTT sample comes from the largest packet', () => {
       const { l } = link();
       for (let i = 0; i < 10; i++) l.enqueue(1, i, payload(i, 50));
       l.flush(1000);
-      l.onAck(ack(6, 5), 1030);
+      l.onAck(ack(6, 0), 1030);
       assert.equal(l.low, 6);
       assert.equal(l.lag, 4);
       assert.equal(l.bytes, 4 * (50 + RECORD_HEADER_BYTES));
@@ -152,12 +191,17 @@ describe('replication/peerLink', function () {
       assert.equal(l.rtt.latestMs, 30);
       assert.equal(l.counters.acksReceived, 1);
       // An ACK for another epoch is not ours.
-      l.onAck(ack(10, 9, [], EPOCH + 1), 1040);
+      l.onAck(ack(10, 0, [], EPOCH + 1), 1040);
       assert.equal(l.low, 6);
       assert.equal(l.counters.acksReceived, 1);
       // A cumulative ACK beyond what was sent cannot release unsent positions.
       l.enqueue(1, 10, payload(10, 50));
-      l.onAck(ack(11, 10), 1050);
+      l.onAck(ack(11, 0), 1050);
+      assert.equal(l.low, 10);
+      // An ACK naming a packet never sent is forged or corrupt: ignored whole.
+      l.enqueue(1, 11, payload(11, 50));
+      l.flush(1060);
+      assert.equal(l.onAck(ack(12, 99), 1070), false);
       assert.equal(l.low, 10);
     });
 
@@ -207,10 +251,10 @@ describe('replication/peerLink', function () {
       l.flush(1002); // a second frame, 40..79
       assert.equal(dataFrames(sent).length, 2);
       sent.length = 0;
-      l.onAck(ack(0, 79, [[40, 79]]), 1010); // the second frame arrived first
+      l.onAck(ack(0, 1, [[40, 79]]), 1010); // the second frame arrived first
       assert.deepEqual(positions(sent), []);
       assert.equal(l.counters.retransmits, 0);
-      l.onAck(ack(80, 79), 1011);
+      l.onAck(ack(80, 1), 1011);
       assert.equal(l.lag, 0);
     });
 
@@ -236,7 +280,7 @@ describe('replication/peerLink', function () {
       while (positions(sent).length === 0 && t < 10_000) l.tick((t += 2));
       assert.ok(t - 1000 >= pto && t - 1000 <= pto + 2, `first probe after ${t - 1000} ms, pto ${pto}`);
       const probe = positions(sent);
-      assert.deepEqual(probe, [0, 1, 2]); // 3 x 416 bytes fit a 1472-byte frame
+      assert.deepEqual(probe, [0, 1, 2]); // 3 x 420 bytes fit a 1472-byte frame (trailer included)
       assert.ok(l.ptoMs() > pto, 'backed off');
       assert.equal(l.counters.retransmits, 3);
     });
@@ -255,7 +299,7 @@ describe('replication/peerLink', function () {
           assert.equal(l.counters.backlogDropped, l.low);
           l.flush(1000);
           // SACKed positions that are dropped later were received: they are not counted as dropped.
-          l.onAck(ack(l.low, l.low + 50, [[l.low + 20, l.low + 50]]), 1010);
+          l.onAck(ack(l.low, packetOf(sent, l.low + 50), [[l.low + 20, l.low + 50]]), 1010);
           sackedDropped = 31;
         }
       }
@@ -299,7 +343,7 @@ describe('replication/peerLink', function () {
       const { l, sent } = link({ now: 0 });
       for (let i = 0; i < 10; i++) l.enqueue(1, i, payload(i, 10));
       l.tick(2);
-      l.onAck(ack(5, 4), 10);
+      l.onAck(ack(5, packetOf(sent, 4)), 10);
       let t = 10;
       while (l.state === 'up') l.tick((t += 2));
       assert.ok(t - 10 > protocolParams.peerDownAfterMs);
@@ -336,11 +380,19 @@ describe('replication/peerLink', function () {
       while (l.counters.retransmits === 0) l.tick((t += 2));
       assert.deepEqual(positions(sent).slice(7), [0], 'the probe resends the oldest frame only');
       sent.length = 0;
+      // The original copy of 0 (packet 0) arrived, late: the ACK says so by its packet number.
       l.onAck(ack(1, 0), t + 1);
       assert.deepEqual(positions(sent), [], 'no cascade of spurious retransmissions');
-      // First transmissions are unambiguous: 5 acknowledged proves frames sent 3+ before its own lost.
+      // The packet number proves the resend was spurious (the original arrived): the reordering window
+      // widens, so 5 acknowledged (packet 5) does not yet declare 1 and 2 lost (v1 could not tell).
+      assert.equal(l.spuriousRetransmits, 1);
+      assert.equal(l.reorderFrames, 2 * protocolParams.packetThreshold);
       l.onAck(ack(1, 5, [[5, 5]]), t + 2);
-      assert.deepEqual(positions(sent), [1, 2]);
+      assert.deepEqual(positions(sent), []);
+      // Packet 6 is 6 packets after packet 0 only; 1 and 2 follow by the probe timeout, one frame at a time.
+      const before = l.counters.retransmits;
+      for (let k = 0; k < 500 && l.counters.retransmits === before; k++) l.tick((t += 2));
+      assert.deepEqual(positions(sent), [1]);
     });
 
     it('after a peer comes back, losses among the resent backlog are detected from ACKs, not only by probes', () => {
@@ -354,9 +406,10 @@ describe('replication/peerLink', function () {
       l.onPong(ps[ps.length - 1], (t += 5));
       assert.equal(l.state, 'up');
       assert.deepEqual(positions(sent), [...Array(10).keys()]);
+      const last = packetOf(sent, 9);
       sent.length = 0;
       // The peer got everything but 0: the frames resent 3+ frames after 0's were acknowledged.
-      l.onAck(ack(0, 9, [[1, 9]]), t + 10);
+      l.onAck(ack(0, last, [[1, 9]]), t + 10);
       assert.deepEqual(positions(sent), [0]);
     });
   });
@@ -409,7 +462,14 @@ describe('replication/peerLink', function () {
     let wasDown = false;
     const link = new PeerLink(
       PEER,
-      { sender: SENDER, epoch: EPOCH, maxBytes: o.maxBytes, maxFrameBytes: FRAME, params: p },
+      {
+        sender: SENDER,
+        epoch: EPOCH,
+        maxBytes: o.maxBytes,
+        maxFrameBytes: FRAME,
+        params: p,
+        peerEpoch: PEER_EPOCH,
+      },
       {
         send(buf) {
           const f = decodeFrame(buf);
@@ -428,7 +488,7 @@ describe('replication/peerLink', function () {
       SENDER,
       EPOCH,
       0,
-      { windowSize: p.windowDatagrams, reorderLimit: 8192, gapTimeoutMs: 10_000_000 },
+      { windowSize: p.windowDatagrams, reorderLimit: 8192 },
       (s, q, pl) => {
         delivered.push([s, q, pl.readUInt32BE(0)]);
       },
@@ -436,8 +496,8 @@ describe('replication/peerLink', function () {
     );
     let lastAckAt = now;
     const sendAck = (): void => {
-      const st = rx.ackState(p.maxAckRanges);
-      transmit(encodeAck(PEER.id, EPOCH, st.base, st.largest, 1000, st.ranges), 'tx');
+      const st = rx.ackState(p.maxAckRanges, now);
+      transmit(encodeAck(back(), st.largestPacket, st.ackDelayUs, st.base, st.ranges), 'tx');
       rx.unacked = 0;
       rx.ackUrgent = false;
       lastAckAt = now;
@@ -447,10 +507,13 @@ describe('replication/peerLink', function () {
       assert.ok(r.ok);
       const f = r.frame;
       if (f.type === FrameType.Ping) {
-        transmit(encodePing(FrameType.Pong, PEER.id, f.epoch, f.timestamp), 'tx');
+        rx.applyLowWater(f.lowWater, now, f.discard === true);
+        transmit(encodePong(back(), f.timestamp), 'tx');
       } else if (f.type === FrameType.Data) {
-        assert.equal(f.epoch, EPOCH);
-        rx.applyLowWater(f.lowWater, now);
+        assert.equal(f.senderEpoch, EPOCH);
+        assert.equal(f.receiverEpoch, PEER_EPOCH);
+        rx.notePacket(f.packet, now);
+        rx.applyLowWater(f.lowWater, now, f.discard === true);
         for (const rec of f.records) rx.receive(rec, now);
         if (rx.ackUrgent || rx.unacked >= p.ackEveryDatagrams) sendAck();
       }
@@ -482,7 +545,6 @@ describe('replication/peerLink', function () {
       for (const f of due) (f.to === 'rx' ? onRx : onTx)(f.buf);
       if (link.state === 'down') wasDown = true;
       link.tick(now);
-      rx.expireGaps(now);
       if (rx.unacked > 0 && now - lastAckAt >= p.ackDelayMs) sendAck();
       if (
         produced === total &&
@@ -520,7 +582,6 @@ describe('replication/peerLink', function () {
         [...seen].sort((a, b) => a - b),
         [...Array(r.total).keys()],
       );
-    assert.equal(r.rx.counters.gapTimeoutSkipped, 0);
     assert.equal(r.rx.counters.late, 0);
     assert.equal(r.rx.counters.beyondWindow, 0, 'the sender stays inside the receive window');
     assert.equal(r.link.lag, 0, 'everything acknowledged');
@@ -683,7 +744,7 @@ describe('PeerLink: restarted peers and paced resends', () => {
     for (let k = 0; k < 10; k++) l.enqueue(1, k, Buffer.from(`d${k}`));
     l.flush(clock.now);
     // The old incarnation held 5..9 in its reorder buffer (SACKed) while 0..4 were missing.
-    l.onAck(ack(0, 9, [[5, 9]]), clock.now);
+    l.onAck(ack(0, 0, [[5, 9]]), clock.now);
     sent.length = 0;
     clock.now += 1;
     assert.equal(l.observePeerEpoch(3, clock.now), false, 'the same epoch is no restart');

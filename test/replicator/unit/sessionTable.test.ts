@@ -1,6 +1,7 @@
 // Two-segment session table: capacity eviction takes probation sessions first (a flood of new keys never
 // evicts established ones while probation entries exist), idle sweep expires exactly the idle entries,
-// promotion by a second datagram or a reply, and a model-based property over random operations.
+// promotion only by a reply (issue 10 D10: a second datagram is as easy to spoof as the first), LRU order
+// in probation, and a model-based property over random operations.
 //
 // Longer on-demand fuzz:  FUZZ_RUNS=100000 npx mocha test/replicator/unit/sessionTable.test.ts
 import assert from 'node:assert/strict';
@@ -33,7 +34,7 @@ function table(
 describe('ingress/sessionTable', function () {
   this.timeout(fuzzTimeout(60_000));
 
-  it('a second datagram promotes a session; a reply promotes it too', () => {
+  it('a second datagram does not promote a session (spoofable); a reply does', () => {
     const { t } = table(10, 1000);
     const a = entry('a');
     const b = entry('b');
@@ -41,8 +42,10 @@ describe('ingress/sessionTable', function () {
     t.add(b, 0);
     assert.equal(t.establishedCount, 0);
     t.touch(a, 1);
-    assert.equal(a.established, true);
+    assert.equal(a.established, false);
     assert.equal(a.datagrams, 2);
+    t.promote(a, 1);
+    assert.equal(a.established, true);
     t.promote(b, 2);
     assert.equal(b.established, true);
     assert.equal(t.establishedCount, 2);
@@ -72,7 +75,7 @@ describe('ingress/sessionTable', function () {
     for (let i = 0; i < 50; i++) {
       const e = entry(`est-${i}`);
       t.add(e, i);
-      t.touch(e, i); // promoted
+      t.promote(e, i); // its backend replied
       est.push(e);
     }
     for (let i = 0; i < 10_000; i++) assert.equal(t.add(entry(`flood-${i}`), 100 + i), true);
@@ -102,16 +105,22 @@ describe('ingress/sessionTable', function () {
     assert.equal(t.add(entry('d'), 800), true);
   });
 
-  it('capacity eviction takes the oldest probation entry, even when it was touched recently', () => {
-    const { t, evicted } = table(2, 60_000);
+  it('capacity eviction takes the least recently active probation entry (activity within one refresh interval does not reorder)', () => {
+    const { t, evicted } = table(2, 60_000); // refresh interval 7.5 s
     const a = entry('a');
     t.add(a, 0);
     t.add(entry('b'), 1);
-    a.datagrams = 0; // so the touch below does not promote it: probation order is insertion order
     t.touch(a, 2);
     assert.equal(a.established, false);
     assert.equal(t.add(entry('c'), 3), true);
     assert.deepEqual(evicted, [['a', 'capacity']]);
+    // c is active again after a refresh interval: b (idle since 1) goes first.
+    t.touch(t.get('c')!, 8000);
+    assert.equal(t.add(entry('d'), 8001), true);
+    assert.deepEqual(evicted, [
+      ['a', 'capacity'],
+      ['b', 'capacity'],
+    ]);
   });
 
   it('idle sweep expires exactly the entries idle for idleMs or more, in both segments', () => {
@@ -124,7 +133,7 @@ describe('ingress/sessionTable', function () {
     t.add(b, 0);
     t.add(c, 0);
     t.add(d, 0);
-    t.touch(c, 600); // promoted at 600
+    t.touch(c, 600); // seen at 600 (still probation)
     t.touch(d, 700);
     assert.equal(t.sweep(999), 0);
     assert.equal(t.sweep(1000), 2);
@@ -241,13 +250,26 @@ describe('ingress/sessionTable', function () {
                 const e = pick(o.pick);
                 if (!e) break;
                 const was = e.established;
+                const refreshedBefore = e.refreshedAt;
                 if (o.kind === 'touch') t.touch(e, now);
                 else t.promote(e, now);
+                if (o.kind === 'touch') {
+                  // Only a reply promotes; activity moves a probation entry to the recent end, at most
+                  // once per refresh interval.
+                  assert.equal(e.established, was, 'a datagram from the client never promotes');
+                  assert.equal(e.lastSeen, now);
+                  const moved = now - refreshedBefore >= Math.max(1, Math.floor(idleMs / 8));
+                  assert.equal(e.refreshedAt, moved ? now : refreshedBefore);
+                  if (!was && moved) {
+                    probationOrder.splice(probationOrder.indexOf(e.key), 1);
+                    probationOrder.push(e.key);
+                  }
+                  break;
+                }
                 // The reply that promotes a session is activity too (the entry is queued as just seen).
                 if (!was) assert.equal(e.lastSeen, now);
-                assert.equal(e.established, true, 'a second datagram or a reply promotes');
+                assert.equal(e.established, true, 'a reply promotes');
                 if (!was) probationOrder.splice(probationOrder.indexOf(e.key), 1);
-                if (o.kind === 'touch') assert.equal(e.lastSeen, now);
                 break;
               }
               case 'delete': {

@@ -1,0 +1,352 @@
+// The peer set: one PeerLink per remote member, from etcd membership and static peers; retention of a
+// departed peer's backlog; the replicas each session replicates to (rendezvous over a cluster's live
+// members) and the hand-over barrier when that replica changes. No sockets, no timers: the clock and the
+// frame sender are injected, so the simulator runs this exact code.
+//
+// Hand-over barrier (docs/protocol.md): when a session's replica in a cluster changes while the old one
+// still holds unacknowledged datagrams of it, the new datagrams wait here until the old link acknowledged
+// (or abandoned) the session's last position; once the old replica has been down for handoverAfterMs its
+// whole backlog is abandoned and moved, in position order, to each session's new replica first.
+import { rendezvous, mix32 } from '../delivery/hashRing.ts';
+import type { MemberRecord } from '../coordination/keys.ts';
+import { protocolParams, type ProtocolParams } from '../protocol/params.ts';
+import { PeerLink, type PeerEndpoint } from './peerLink.ts';
+
+/** Same key in every cluster for one session, so equal backend lists give the same backend index. */
+export function sessionHashKey(originHash: number, epoch: number, session: number): number {
+  return mix32(originHash ^ Math.imul(epoch, 0x9e3779b1) ^ mix32(session));
+}
+
+export interface LinkEntry {
+  link: PeerLink;
+  static: boolean;
+  departedAt: number | undefined;
+  /** The peer's epoch came from its etcd record: frames claiming a newer one wait for the record. */
+  epochFromMembership: boolean;
+}
+
+/** Where one session's datagrams go in one remote cluster. */
+export interface Placement {
+  cluster: string;
+  link: PeerLink;
+  /** Last position of this session on `link` (-1: none yet). */
+  lastPos: number;
+  /** Barrier: datagrams wait until `waitFor.link` settled position `waitFor.pos`. */
+  waitFor?: { link: PeerLink; pos: number };
+  held?: Array<{ seq: number; payload: Buffer }>;
+}
+
+/** What the peer set needs of an origin session. */
+export interface OriginSession {
+  id: number;
+  hashKey: number;
+  placements: Placement[];
+  placementsVersion: number;
+}
+
+export interface PeerSetOptions {
+  member: string;
+  cluster: string;
+  epoch: number;
+  selfHash: number;
+  retransmitBufferBytes: () => number;
+  maxFrameBytes: () => number;
+  send: (frame: Buffer, port: number, address: string, to: string) => void;
+  log: (level: 'info' | 'warn', obj: Record<string, unknown>, msg: string) => void;
+  params?: ProtocolParams;
+  /** Most datagrams one session holds behind a barrier; beyond, the oldest are abandoned (counted). */
+  maxHeldPerSession?: number;
+}
+
+export class PeerSet {
+  readonly links = new Map<string, LinkEntry>();
+  private remoteClusters = new Map<string, PeerLink[]>();
+  targetsVersion = 0;
+  /** Next position of links that were removed, so a rebuilt link for this origin epoch continues (D4). */
+  private readonly resume = new Map<string, number>();
+  /** Totals of removed links, so counters never go backwards. */
+  readonly retired = new Map<
+    string,
+    { replicated: number; retransmits: number; backlogDropped: number; abandoned: Record<string, number> }
+  >();
+  readonly barriers = new Set<OriginSession>();
+  readonly dirty = new Set<PeerLink>();
+  private readonly params: ProtocolParams;
+  private readonly maxHeld: number;
+
+  constructor(private readonly o: PeerSetOptions) {
+    this.params = o.params ?? protocolParams;
+    this.maxHeld = o.maxHeldPerSession ?? 4096;
+  }
+
+  upsert(peer: PeerEndpoint, isStatic: boolean, now: number, epoch?: number): void {
+    if (peer.id === this.o.member || peer.cluster === this.o.cluster) return;
+    const e = this.links.get(peer.id);
+    if (e) {
+      e.link.peer = peer;
+      e.departedAt = undefined;
+      e.static ||= isStatic;
+      if (epoch !== undefined) {
+        e.epochFromMembership = true;
+        if (e.link.observePeerEpoch(epoch, now))
+          this.o.log('warn', { peer: peer.id, epoch }, 'peer restarted; resending what it had not delivered');
+      }
+      return;
+    }
+    const link = new PeerLink(
+      peer,
+      {
+        sender: this.o.member,
+        epoch: this.o.epoch,
+        maxBytes: this.o.retransmitBufferBytes(),
+        maxFrameBytes: this.o.maxFrameBytes(),
+        params: this.params,
+        start: this.resume.get(peer.id) ?? 0,
+        peerEpoch: epoch,
+      },
+      { send: (frame, port, address) => this.o.send(frame, port, address, peer.id) },
+      now,
+    );
+    this.links.set(peer.id, {
+      link,
+      static: isStatic,
+      departedAt: undefined,
+      epochFromMembership: epoch !== undefined,
+    });
+    this.o.log('info', { peer: peer.id, address: `${peer.address}:${peer.port}` }, 'peer joined');
+    this.rebuildTargets();
+  }
+
+  applyMembers(members: MemberRecord[], now: number): void {
+    const seen = new Set<string>();
+    for (const m of members) {
+      seen.add(m.id);
+      this.upsert({ id: m.id, cluster: m.cluster, address: m.address, port: m.port }, false, now, m.epoch);
+    }
+    for (const [id, e] of this.links) {
+      if (!seen.has(id) && !e.static && e.departedAt === undefined) {
+        // Keep its backlog for a while: a replica that restarts under the same name catches up.
+        e.departedAt = now;
+        this.o.log('warn', { peer: id, lag: e.link.lag }, 'peer left the membership; keeping its backlog');
+      }
+    }
+    this.rebuildTargets();
+  }
+
+  rebuildTargets(): void {
+    const byCluster = new Map<string, PeerLink[]>();
+    for (const e of this.links.values()) {
+      const list = byCluster.get(e.link.peer.cluster) ?? [];
+      list.push(e.link);
+      byCluster.set(e.link.peer.cluster, list);
+    }
+    for (const list of byCluster.values()) list.sort((a, b) => a.peer.id.localeCompare(b.peer.id));
+    this.remoteClusters = byCluster;
+    this.targetsVersion++;
+  }
+
+  private pick(cluster: string, hashKey: number, exclude?: PeerLink): PeerLink | undefined {
+    const links = this.remoteClusters.get(cluster);
+    if (!links) return undefined;
+    const candidates = exclude ? links.filter((l) => l !== exclude) : links;
+    const live = candidates.filter((l) => l.state === 'up');
+    return rendezvous(
+      live.length > 0 ? live : candidates.length > 0 ? candidates : links,
+      (l) => l.peer.id,
+      hashKey,
+    );
+  }
+
+  /** Appends one datagram of a session to its replica in every remote cluster. */
+  replicate(s: OriginSession, seq: number, payload: Buffer): void {
+    if (s.placementsVersion !== this.targetsVersion) this.place(s);
+    const ps = s.placements;
+    for (let i = 0; i < ps.length; i++) {
+      const p = ps[i];
+      if (p.waitFor !== undefined) {
+        const held = (p.held ??= []);
+        if (held.length >= this.maxHeld) {
+          held.shift();
+          p.link.countAbandoned('handover', 1);
+        }
+        held.push({ seq, payload });
+        continue;
+      }
+      p.lastPos = p.link.enqueue(s.id, seq, payload);
+      this.dirty.add(p.link);
+    }
+  }
+
+  /** The session's replica in every remote cluster (chosen again if the peer set changed). */
+  placementsOf(s: OriginSession): readonly Placement[] {
+    if (s.placementsVersion !== this.targetsVersion) this.place(s);
+    return s.placements;
+  }
+
+  /**
+   * A control record about session s (a session announcement, core/deliverySink.ts) to the session's
+   * replica in every remote cluster, ahead of its next datagram. It does not wait behind a hand-over
+   * barrier: it carries state, not a datagram, and the new replica needs it before the held datagrams.
+   */
+  replicateControl(s: OriginSession, session: number, seq: number, payload: Buffer): void {
+    const ps = this.placementsOf(s);
+    for (let i = 0; i < ps.length; i++) {
+      ps[i].link.enqueue(session, seq, payload);
+      this.dirty.add(ps[i].link);
+    }
+  }
+
+  /** Chooses the session's replicas again; a changed replica gets a barrier behind the old one's backlog. */
+  private place(s: OriginSession): void {
+    const next: Placement[] = [];
+    for (const cluster of this.remoteClusters.keys()) {
+      const link = this.pick(cluster, s.hashKey);
+      if (!link) continue;
+      const old = s.placements.find((p) => p.cluster === cluster);
+      if (!old || old.link === link) {
+        next.push(old ?? { cluster, link, lastPos: -1 });
+        continue;
+      }
+      const p: Placement = { cluster, link, lastPos: -1 };
+      if (old.waitFor !== undefined && old.waitFor.link !== link) {
+        p.waitFor = old.waitFor; // still behind the same unsettled backlog
+        p.held = old.held;
+      } else if (old.waitFor !== undefined) {
+        // Back to the replica it waited for: its own link keeps the order; send what was held.
+        for (const h of old.held ?? []) p.lastPos = link.enqueue(s.id, h.seq, h.payload);
+        this.dirty.add(link);
+      } else if (old.lastPos >= old.link.low) {
+        p.waitFor = { link: old.link, pos: old.lastPos };
+        p.held = [];
+      }
+      if (p.waitFor) this.barriers.add(s);
+      next.push(p);
+    }
+    s.placements = next;
+    s.placementsVersion = this.targetsVersion;
+  }
+
+  /** Releases barriers whose old backlog is settled (acknowledged, abandoned or moved). */
+  checkBarriers(): void {
+    for (const s of this.barriers) {
+      let waiting = false;
+      for (const p of s.placements) {
+        if (p.waitFor === undefined) continue;
+        if (p.waitFor.link.low > p.waitFor.pos) {
+          for (const h of p.held ?? []) p.lastPos = p.link.enqueue(s.id, h.seq, h.payload);
+          this.dirty.add(p.link);
+          p.waitFor = undefined;
+          p.held = undefined;
+        } else waiting = true;
+      }
+      if (!waiting) this.barriers.delete(s);
+    }
+  }
+
+  /** A session is closing: whatever it holds goes out now (nothing accepted is dropped silently). */
+  releaseSession(s: OriginSession): void {
+    if (!this.barriers.delete(s)) return;
+    for (const p of s.placements) {
+      if (p.waitFor === undefined) continue;
+      for (const h of p.held ?? []) p.link.enqueue(s.id, h.seq, h.payload);
+      this.dirty.add(p.link);
+      p.waitFor = undefined;
+      p.held = undefined;
+    }
+  }
+
+  /**
+   * Timers of every link; a replica down for handoverAfterMs whose cluster has another live replica has
+   * its backlog moved there (each session's records to its own new replica, in position order).
+   */
+  tick(now: number): boolean {
+    let changed = false;
+    for (const e of this.links.values()) {
+      const before = e.link.state;
+      e.link.tick(now);
+      if (e.link.state !== before) {
+        changed = true;
+        this.targetsVersion++;
+        this.o.log(
+          'warn',
+          { peer: e.link.peer.id, state: e.link.state, lag: e.link.lag },
+          `peer ${e.link.state}`,
+        );
+      }
+      if (
+        e.link.state === 'down' &&
+        e.link.lag > 0 &&
+        now - e.link.lastHeardAt > this.params.handoverAfterMs &&
+        this.pick(e.link.peer.cluster, 0, e.link)?.state === 'up'
+      )
+        this.moveBacklog(e.link);
+    }
+    if (this.barriers.size > 0) this.checkBarriers();
+    return changed;
+  }
+
+  private moveBacklog(from: PeerLink): void {
+    const records = from.abandon('handover');
+    const epoch = this.o.epoch;
+    for (const r of records) {
+      const to = this.pick(from.peer.cluster, sessionHashKey(this.o.selfHash, epoch, r.session), from);
+      if (!to || to.state !== 'up') continue; // counted as abandoned by abandon()
+      to.enqueue(r.session, r.seq, r.payload);
+      this.dirty.add(to);
+    }
+    this.o.log(
+      'warn',
+      { peer: from.peer.id, moved: records.length },
+      'peer down too long: its backlog moved to another replica',
+    );
+  }
+
+  flushDirty(now: number): void {
+    for (const link of this.dirty) link.flush(now);
+    this.dirty.clear();
+  }
+
+  /** Removes peers gone for longer than the retention; their backlog is abandoned and counted. */
+  sweep(now: number): void {
+    for (const [id, e] of this.links) {
+      if (e.departedAt !== undefined && now - e.departedAt > this.params.peerRetentionMs) {
+        const lost = e.link.close('peer_gone');
+        this.resume.set(id, e.link.next);
+        const c = e.link.counters;
+        const prev = this.retired.get(id);
+        this.retired.set(id, {
+          replicated: c.replicated + (prev?.replicated ?? 0),
+          retransmits: c.retransmits + (prev?.retransmits ?? 0),
+          backlogDropped: c.backlogDropped + (prev?.backlogDropped ?? 0),
+          abandoned: sumRecords(prev?.abandoned, c.abandoned),
+        });
+        this.links.delete(id);
+        this.o.log('warn', { peer: id, lost }, 'peer gone for longer than the retention: backlog dropped');
+        this.rebuildTargets();
+      }
+    }
+  }
+
+  /** Datagrams not yet acknowledged by any peer (what a drain waits for). */
+  get unacknowledged(): number {
+    let n = 0;
+    for (const e of this.links.values()) n += e.link.lag;
+    return n;
+  }
+
+  /** Stop: what is left is abandoned and counted (reason shutdown). */
+  close(): number {
+    let n = 0;
+    for (const e of this.links.values()) n += e.link.close('shutdown');
+    return n;
+  }
+}
+
+function sumRecords(
+  a: Record<string, number> | undefined,
+  b: Record<string, number>,
+): Record<string, number> {
+  const out: Record<string, number> = { ...(a ?? {}) };
+  for (const [k, v] of Object.entries(b)) out[k] = (out[k] ?? 0) + v;
+  return out;
+}
