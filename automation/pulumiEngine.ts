@@ -21,6 +21,7 @@ import {
   Stack,
   StackNotFoundError as PulumiStackNotFoundError,
   type EngineEvent,
+  type PulumiFn,
   type StackSettings,
 } from '@pulumi/pulumi/automation/index.js';
 import type {
@@ -68,6 +69,12 @@ export interface PulumiEngineOptions {
   minimumCliVersion?: string;
   /** Pulumi home (plugins, credentials); default ~/.pulumi. */
   pulumiHome?: string;
+  /**
+   * An inline program run in this process instead of the project's `main` (no language host). The
+   * service runs the infra program as a local program; inline programs are for embedding and the
+   * real-engine tests.
+   */
+  program?: PulumiFn;
 }
 
 type StackRunner = (
@@ -311,7 +318,10 @@ export class PulumiEngine implements StackEngine {
     await chmod(workDir, 0o700);
     const project = projectFileFor(await this.rootProject(), this.opts.projectDir, workDir);
     await writeFileIfChanged(path.join(workDir, 'Pulumi.yaml'), YAML.stringify(project));
-    return LocalWorkspace.create(this.wsOptions(workDir, cli));
+    return LocalWorkspace.create({
+      ...this.wsOptions(workDir, cli),
+      ...(this.opts.program ? { program: this.opts.program } : {}),
+    });
   }
 
   private rootProject(): Promise<Record<string, unknown>> {
