@@ -121,6 +121,7 @@ export class PulumiEngine implements StackEngine {
         signal,
         color: 'never',
         ...(ctx.message ? { message: ctx.message } : {}),
+        ...operationOptions(ctx),
       });
       return { changes: numericMap(r.summary.resourceChanges), outputs: redactOutputs(r.outputs, redactor) };
     });
@@ -137,6 +138,7 @@ export class PulumiEngine implements StackEngine {
         signal,
         color: 'never',
         ...(ctx.message ? { message: ctx.message } : {}),
+        ...operationOptions(ctx),
       });
       return { changes: numericMap(r.changeSummary) };
     });
@@ -149,6 +151,7 @@ export class PulumiEngine implements StackEngine {
         signal,
         color: 'never',
         ...(ctx.message ? { message: ctx.message } : {}),
+        ...(ctx.targets?.length ? { target: ctx.targets } : {}),
       });
       return { changes: numericMap(r.summary.resourceChanges) };
     });
@@ -166,6 +169,7 @@ export class PulumiEngine implements StackEngine {
         color: 'never',
         ...(ctx.message ? { message: ctx.message } : {}),
         ...(opts.remove ? { remove: true } : {}),
+        ...(ctx.targets?.length ? { target: ctx.targets } : {}),
       });
       return { changes: numericMap(r.summary.resourceChanges) };
     });
@@ -336,6 +340,16 @@ export class PulumiEngine implements StackEngine {
     );
     return this.projectFile;
   }
+}
+
+/** Operation options as the Automation API's up/preview options. */
+function operationOptions(ctx: OperationContext) {
+  return {
+    ...(ctx.targets?.length ? { target: ctx.targets, targetDependents: true } : {}),
+    ...(ctx.replace?.length ? { replace: ctx.replace } : {}),
+    ...(ctx.refresh ? { refresh: true } : {}),
+    ...(ctx.expectNoChanges ? { expectNoChanges: true } : {}),
+  };
 }
 
 /**

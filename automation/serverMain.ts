@@ -25,6 +25,10 @@ const service = await startService({
   port: config.port,
   maxConcurrent: config.maxConcurrent,
   bodyLimit: config.bodyLimit,
+  maxQueued: config.maxQueued,
+  ...(config.perTokenPerMinute ? { perTokenPerMinute: config.perTokenPerMinute } : {}),
+  ...(config.webhooks ? { webhooks: config.webhooks } : {}),
+  ...(config.driftIntervalMs ? { driftIntervalMs: config.driftIntervalMs } : {}),
   logger,
 });
 logger.info(
