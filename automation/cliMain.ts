@@ -1,7 +1,7 @@
 // The `udpmesh` CLI process (started through cli.ts). Commands: cli/main.ts.
 import { loadConfig } from './config.ts';
 import { runCli } from './cli/main.ts';
-import { PulumiEngine } from './pulumiEngine.ts';
+import { engineFromConfig } from './engineFactory.ts';
 
 const config = loadConfig();
 const controller = new AbortController();
@@ -15,14 +15,7 @@ process.on('SIGINT', () => {
 });
 
 const code = await runCli(process.argv.slice(2), {
-  engine: () =>
-    new PulumiEngine({
-      stateDir: config.stateDir,
-      projectDir: config.projectDir,
-      ...(config.backendUrl ? { backendUrl: config.backendUrl } : {}),
-      ...(config.pulumiRoot ? { pulumiRoot: config.pulumiRoot } : {}),
-      ...(config.secretsProvider ? { secretsProvider: config.secretsProvider } : {}),
-    }),
+  engine: () => engineFromConfig(config),
   dbFile: config.dbFile,
   io: { stdout: (s) => process.stdout.write(s), stderr: (s) => process.stderr.write(s) },
   signal: controller.signal,

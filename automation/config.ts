@@ -33,6 +33,11 @@ const schema = z.object({
   UDPMESH_PULUMI_ROOT: z.string().min(1).optional(),
   UDPMESH_SECRETS_PROVIDER: z.string().min(1).optional(),
   PULUMI_BACKEND_URL: z.string().min(1).optional(),
+  UDPMESH_MAX_QUEUED: z.coerce.number().int().min(0).max(10_000).default(100),
+  UDPMESH_RATE_LIMIT_PER_MINUTE: z.coerce.number().int().min(0).max(1_000_000).default(0),
+  UDPMESH_WEBHOOK_URLS: z.string().optional(),
+  UDPMESH_WEBHOOK_SECRET: z.string().min(16).optional(),
+  UDPMESH_DRIFT_INTERVAL_MINUTES: z.coerce.number().int().min(0).max(100_000).default(0),
   LOG_LEVEL: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
 });
 
@@ -48,6 +53,10 @@ export interface AutomationConfig {
   secretsProvider?: string;
   backendUrl?: string;
   logLevel: string;
+  maxQueued: number;
+  perTokenPerMinute: number;
+  webhooks?: { urls: string[]; secret: string };
+  driftIntervalMs?: number;
 }
 
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): AutomationConfig {
@@ -59,6 +68,17 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AutomationConf
   }
   const e = r.data;
   const stateDir = path.resolve(e.UDPMESH_STATE_DIR);
+  const hooks = (e.UDPMESH_WEBHOOK_URLS ?? '')
+    .split(',')
+    .map((u) => u.trim())
+    .filter(Boolean);
+  for (const u of hooks)
+    if (!/^https?:\/\//.test(u))
+      throw new Error(`invalid environment: UDPMESH_WEBHOOK_URLS: ${u} is not an http(s) URL`);
+  if (hooks.length && !e.UDPMESH_WEBHOOK_SECRET)
+    throw new Error(
+      'invalid environment: UDPMESH_WEBHOOK_SECRET (16+ characters) is required with UDPMESH_WEBHOOK_URLS',
+    );
   return {
     host: e.UDPMESH_HOST,
     port: e.UDPMESH_PORT,
@@ -68,6 +88,12 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AutomationConf
     bodyLimit: e.UDPMESH_BODY_LIMIT,
     projectDir: path.resolve(e.UDPMESH_PROJECT_DIR),
     logLevel: e.LOG_LEVEL,
+    maxQueued: e.UDPMESH_MAX_QUEUED,
+    perTokenPerMinute: e.UDPMESH_RATE_LIMIT_PER_MINUTE,
+    ...(hooks.length ? { webhooks: { urls: hooks, secret: e.UDPMESH_WEBHOOK_SECRET! } } : {}),
+    ...(e.UDPMESH_DRIFT_INTERVAL_MINUTES
+      ? { driftIntervalMs: e.UDPMESH_DRIFT_INTERVAL_MINUTES * 60_000 }
+      : {}),
     ...(e.UDPMESH_PULUMI_ROOT ? { pulumiRoot: e.UDPMESH_PULUMI_ROOT } : {}),
     ...(e.UDPMESH_SECRETS_PROVIDER ? { secretsProvider: e.UDPMESH_SECRETS_PROVIDER } : {}),
     ...(e.PULUMI_BACKEND_URL ? { backendUrl: e.PULUMI_BACKEND_URL } : {}),

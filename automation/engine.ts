@@ -14,6 +14,14 @@ export interface OperationContext {
   signal?: AbortSignal;
   /** Free-text message recorded with the update in the stack history. */
   message?: string;
+  /** up/preview/refresh/destroy: only these resource URNs (and, for up, their dependents). */
+  targets?: string[];
+  /** up/preview: replace these resource URNs even if unchanged. */
+  replace?: string[];
+  /** up/preview: refresh the state from the clouds first. */
+  refresh?: boolean;
+  /** up/preview: fail if any change is proposed (a drift check). */
+  expectNoChanges?: boolean;
 }
 
 export interface StackOutput {

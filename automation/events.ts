@@ -7,7 +7,17 @@ export type ResourceOp = string; // Pulumi OpType: create, update, delete, repla
 
 export type StackEvent =
   | { type: 'prelude'; config: Record<string, string> }
-  | { type: 'resource-pre'; op: ResourceOp; urn: string; resourceType: string; planning?: boolean }
+  | {
+      type: 'resource-pre';
+      op: ResourceOp;
+      urn: string;
+      resourceType: string;
+      planning?: boolean;
+      /** Names of the properties that change (values are never streamed: they may be secret). */
+      diffs?: string[];
+      /** Per property: add, update, delete, or their -replace forms (a change forcing replacement). */
+      detailedDiff?: Record<string, string>;
+    }
   | { type: 'resource-outputs'; op: ResourceOp; urn: string; resourceType: string; planning?: boolean }
   | { type: 'resource-failed'; op: ResourceOp; urn: string; resourceType: string }
   | { type: 'diagnostic'; severity: string; message: string; urn?: string }
@@ -28,12 +38,16 @@ export function fromEngineEvent(e: EngineEvent): StackEvent | undefined {
   if (e.preludeEvent) return { type: 'prelude', config: { ...e.preludeEvent.config } };
   if (e.resourcePreEvent) {
     const m = e.resourcePreEvent.metadata;
+    const detailed: Record<string, string> = {};
+    for (const [k, d] of Object.entries(m.detailedDiff ?? {})) detailed[k] = String(d.diffKind);
     return {
       type: 'resource-pre',
       op: m.op,
       urn: m.urn,
       resourceType: m.type,
       ...(e.resourcePreEvent.planning ? { planning: true } : {}),
+      ...(m.diffs?.length ? { diffs: [...m.diffs] } : {}),
+      ...(Object.keys(detailed).length ? { detailedDiff: detailed } : {}),
     };
   }
   if (e.resOutputsEvent) {

@@ -21,6 +21,7 @@ import {
   Stack,
   StackNotFoundError as PulumiStackNotFoundError,
   type EngineEvent,
+  type PulumiFn,
   type StackSettings,
 } from '@pulumi/pulumi/automation/index.js';
 import type {
@@ -68,6 +69,12 @@ export interface PulumiEngineOptions {
   minimumCliVersion?: string;
   /** Pulumi home (plugins, credentials); default ~/.pulumi. */
   pulumiHome?: string;
+  /**
+   * An inline program run in this process instead of the project's `main` (no language host). The
+   * service runs the infra program as a local program; inline programs are for embedding and the
+   * real-engine tests.
+   */
+  program?: PulumiFn;
 }
 
 type StackRunner = (
@@ -114,6 +121,7 @@ export class PulumiEngine implements StackEngine {
         signal,
         color: 'never',
         ...(ctx.message ? { message: ctx.message } : {}),
+        ...operationOptions(ctx),
       });
       return { changes: numericMap(r.summary.resourceChanges), outputs: redactOutputs(r.outputs, redactor) };
     });
@@ -130,6 +138,7 @@ export class PulumiEngine implements StackEngine {
         signal,
         color: 'never',
         ...(ctx.message ? { message: ctx.message } : {}),
+        ...operationOptions(ctx),
       });
       return { changes: numericMap(r.changeSummary) };
     });
@@ -142,6 +151,7 @@ export class PulumiEngine implements StackEngine {
         signal,
         color: 'never',
         ...(ctx.message ? { message: ctx.message } : {}),
+        ...(ctx.targets?.length ? { target: ctx.targets } : {}),
       });
       return { changes: numericMap(r.summary.resourceChanges) };
     });
@@ -159,6 +169,7 @@ export class PulumiEngine implements StackEngine {
         color: 'never',
         ...(ctx.message ? { message: ctx.message } : {}),
         ...(opts.remove ? { remove: true } : {}),
+        ...(ctx.targets?.length ? { target: ctx.targets } : {}),
       });
       return { changes: numericMap(r.summary.resourceChanges) };
     });
@@ -311,7 +322,10 @@ export class PulumiEngine implements StackEngine {
     await chmod(workDir, 0o700);
     const project = projectFileFor(await this.rootProject(), this.opts.projectDir, workDir);
     await writeFileIfChanged(path.join(workDir, 'Pulumi.yaml'), YAML.stringify(project));
-    return LocalWorkspace.create(this.wsOptions(workDir, cli));
+    return LocalWorkspace.create({
+      ...this.wsOptions(workDir, cli),
+      ...(this.opts.program ? { program: this.opts.program } : {}),
+    });
   }
 
   private rootProject(): Promise<Record<string, unknown>> {
@@ -326,6 +340,16 @@ export class PulumiEngine implements StackEngine {
     );
     return this.projectFile;
   }
+}
+
+/** Operation options as the Automation API's up/preview options. */
+function operationOptions(ctx: OperationContext) {
+  return {
+    ...(ctx.targets?.length ? { target: ctx.targets, targetDependents: true } : {}),
+    ...(ctx.replace?.length ? { replace: ctx.replace } : {}),
+    ...(ctx.refresh ? { refresh: true } : {}),
+    ...(ctx.expectNoChanges ? { expectNoChanges: true } : {}),
+  };
 }
 
 /**

@@ -2,7 +2,7 @@
 // docs/automation.md. SIGTERM/SIGINT stop it gracefully (drain, signal running jobs, close).
 import pino from 'pino';
 import { loadConfig } from './config.ts';
-import { PulumiEngine } from './pulumiEngine.ts';
+import { engineFromConfig } from './engineFactory.ts';
 import { startService } from './service.ts';
 
 const config = loadConfig();
@@ -11,13 +11,7 @@ const logger = pino({
   // Belt and braces: credentials are never logged even if a header ends up in a log call.
   redact: { paths: ['req.headers.authorization', 'headers.authorization', '*.token'], censor: '[redacted]' },
 });
-const engine = new PulumiEngine({
-  stateDir: config.stateDir,
-  projectDir: config.projectDir,
-  ...(config.backendUrl ? { backendUrl: config.backendUrl } : {}),
-  ...(config.pulumiRoot ? { pulumiRoot: config.pulumiRoot } : {}),
-  ...(config.secretsProvider ? { secretsProvider: config.secretsProvider } : {}),
-});
+const engine = engineFromConfig(config);
 // Fail early and clearly if the CLI is missing; the service still starts (reads of the job store
 // work), and every engine call answers 503 with the same instructions until the CLI is installed.
 engine.pulumiCommand().then(
@@ -31,6 +25,10 @@ const service = await startService({
   port: config.port,
   maxConcurrent: config.maxConcurrent,
   bodyLimit: config.bodyLimit,
+  maxQueued: config.maxQueued,
+  ...(config.perTokenPerMinute ? { perTokenPerMinute: config.perTokenPerMinute } : {}),
+  ...(config.webhooks ? { webhooks: config.webhooks } : {}),
+  ...(config.driftIntervalMs ? { driftIntervalMs: config.driftIntervalMs } : {}),
   logger,
 });
 logger.info(

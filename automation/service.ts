@@ -9,7 +9,9 @@ import type { StackConfig } from './spec.ts';
 import { buildApp, type App } from './http/app.ts';
 import { openDatabase, specKeyFor } from './jobs/db.ts';
 import { JobRunner } from './jobs/jobRunner.ts';
-import { JobStore } from './jobs/jobStore.ts';
+import { JobStore, type Job } from './jobs/jobStore.ts';
+import { Webhooks } from './jobs/webhooks.ts';
+import { validateSpec } from './spec.ts';
 
 export interface ServiceOptions {
   engine: StackEngine;
@@ -31,6 +33,10 @@ export interface ServiceOptions {
   readConcurrency?: number;
   readCacheMs?: number;
   perTokenPerMinute?: number;
+  /** POST each finished job to these URLs, signed with webhookSecret. */
+  webhooks?: { urls: string[]; secret: string; backoffMs?: number };
+  /** Drift check of every deployed stack with a stored spec, this often (off when absent). */
+  driftIntervalMs?: number;
 }
 
 export interface Service {
@@ -81,6 +87,14 @@ export async function startService(opts: ServiceOptions): Promise<Service> {
       }
     },
   });
+  const webhooks = opts.webhooks?.urls.length
+    ? new Webhooks({ ...opts.webhooks, ...(opts.logger ? { logger: opts.logger } : {}) })
+    : undefined;
+  if (webhooks) runner.finished.on('finished', (job: Job | undefined) => job && webhooks.jobFinished(job));
+  const drift = opts.driftIntervalMs
+    ? setInterval(() => scheduleDriftChecks(store, runner, opts.logger), opts.driftIntervalMs)
+    : undefined;
+  drift?.unref();
   await app.listen({ host: opts.host ?? '127.0.0.1', port: opts.port ?? 0 });
   const addr = app.server.address() as AddressInfo;
   const host = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address;
@@ -96,9 +110,35 @@ export async function startService(opts: ServiceOptions): Promise<Service> {
     async close({ jobTimeoutMs = 30_000 } = {}) {
       if (closed) return;
       closed = true;
+      clearInterval(drift);
       await runner.shutdown(jobTimeoutMs);
       await app.close();
+      await webhooks?.idle();
       db.close();
     },
   };
+}
+
+/** One round of scheduled drift checks: every deployed stack with a stored spec that is free. */
+export function scheduleDriftChecks(store: JobStore, runner: JobRunner, logger?: Logger): string[] {
+  const started: string[] = [];
+  for (const stack of store.specStacks()) {
+    if (!store.hasDeployed(stack)) continue;
+    try {
+      const spec = validateSpec(store.getSpec(stack)!.spec);
+      started.push(
+        runner.submit({
+          stack,
+          operation: 'preview',
+          actor: 'system:drift',
+          spec,
+          drift: true,
+          message: 'drift check',
+        }).id,
+      );
+    } catch (err) {
+      logger?.info({ stack, err: (err as Error).message }, 'drift check skipped');
+    }
+  }
+  return started;
 }

@@ -17,7 +17,19 @@ export interface TokenInfo {
   lastUsedAt?: string;
   /** After this instant the token is refused (401 token expired). */
   expiresAt?: string;
+  /** Stack grants: name patterns (`*` wildcard); absent = every stack. */
+  stacks?: string[];
 }
+
+/** Whether a token with these grants may act on the stack. */
+export function grantAllows(grants: string[] | undefined, stack: string): boolean {
+  if (!grants) return true;
+  return grants.some((g) =>
+    new RegExp(`^${g.replace(/[.+?^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*')}$`).test(stack),
+  );
+}
+
+export const GRANT_PATTERN = /^[A-Za-z0-9*][A-Za-z0-9._*-]{0,63}$/;
 
 export type TokenCheck =
   { ok: true; info: TokenInfo } | { ok: false; reason: 'invalid' | 'revoked' | 'expired' };
@@ -39,13 +51,21 @@ const toInfo = (r: Row): TokenInfo => ({
   ...(r.revoked_at != null ? { revokedAt: String(r.revoked_at) } : {}),
   ...(r.last_used_at != null ? { lastUsedAt: String(r.last_used_at) } : {}),
   ...(r.expires_at != null ? { expiresAt: String(r.expires_at) } : {}),
+  ...(r.stacks != null ? { stacks: JSON.parse(String(r.stacks)) as string[] } : {}),
 });
 
 export class TokenStore {
   constructor(private readonly db: DatabaseSync) {}
 
   /** Creates a token; the returned `token` is shown once and never stored. */
-  create(name: string, role: Role, opts: { expiresAt?: Date } = {}): { token: string; info: TokenInfo } {
+  create(
+    name: string,
+    role: Role,
+    opts: { expiresAt?: Date; stacks?: string[] } = {},
+  ): { token: string; info: TokenInfo } {
+    for (const g of opts.stacks ?? [])
+      if (!GRANT_PATTERN.test(g))
+        throw new Error(`stack grant ${JSON.stringify(g)}: use [A-Za-z0-9._-] and *`);
     if (!ROLES.includes(role))
       throw new Error(`unknown role ${JSON.stringify(role)} (use ${ROLES.join(' or ')})`);
     if (!/^[\w .@:-]{1,64}$/.test(name))
@@ -53,7 +73,9 @@ export class TokenStore {
     const id = randomBytes(8).toString('hex');
     const secret = randomBytes(32).toString('base64url');
     this.db
-      .prepare('INSERT INTO tokens (id, name, role, hash, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?)')
+      .prepare(
+        'INSERT INTO tokens (id, name, role, hash, created_at, expires_at, stacks) VALUES (?, ?, ?, ?, ?, ?, ?)',
+      )
       .run(
         id,
         name,
@@ -61,6 +83,7 @@ export class TokenStore {
         sha256(secret).toString('hex'),
         new Date().toISOString(),
         opts.expiresAt ? opts.expiresAt.toISOString() : null,
+        opts.stacks ? JSON.stringify(opts.stacks) : null,
       );
     return { token: `udpm_${id}_${secret}`, info: this.get(id)! };
   }

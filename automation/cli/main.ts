@@ -45,7 +45,7 @@ export const USAGE = `usage:
   udpmesh stack list                                           stacks in the backend
   udpmesh stack history <stack> [--json]                       update history
   udpmesh stack spec <stack>                                   the stored spec
-  udpmesh token create --role read|operate [--name <name>] [--expires <N>d]
+  udpmesh token create --role read|operate [--name <name>] [--expires <N>d] [--stacks 'dev-*,qa']
                                                                API token for the service (shown once)
   udpmesh token list | token revoke <id>
   udpmesh purge --older-than <N>d                              delete old finished jobs and audit entries
@@ -100,6 +100,7 @@ async function dispatch(argv: string[], deps: CliDeps): Promise<number> {
           role: { type: 'string' },
           name: { type: 'string' },
           expires: { type: 'string' },
+          stacks: { type: 'string' },
           'older-than': { type: 'string' },
           'confirm-replace': { type: 'boolean' },
           help: { type: 'boolean', short: 'h' },
@@ -301,7 +302,7 @@ function purgeCommand(values: { 'older-than'?: string; json?: boolean }, deps: C
 function tokenCommand(
   cmd: string | undefined,
   arg: string | undefined,
-  values: { role?: string; name?: string; json?: boolean; expires?: string },
+  values: { role?: string; name?: string; json?: boolean; expires?: string; stacks?: string },
   deps: CliDeps,
 ): number {
   const db = openDatabase(deps.dbFile);
@@ -319,8 +320,13 @@ function tokenCommand(
           if (!m) throw new UsageError('token create: --expires <N>d (days), e.g. 90d');
           expiresAt = new Date(Date.now() + Number(m[1]) * 86_400_000);
         }
+        const stacks = values.stacks
+          ?.split(',')
+          .map((x) => x.trim())
+          .filter(Boolean);
         const { token, info } = tokens.create(values.name ?? `${values.role}-token`, values.role as Role, {
           ...(expiresAt ? { expiresAt } : {}),
+          ...(stacks?.length ? { stacks } : {}),
         });
         audit.audit({
           actor,

@@ -3,7 +3,7 @@
 // Refusals (401, 403) are audited with the route and, when known, the token; each token has its own
 // request budget (429 with Retry-After past it). Runs before body parsing and validation.
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { roleAllows, type Role, type TokenInfo, type TokenStore } from '../auth/tokens.ts';
+import { grantAllows, roleAllows, type Role, type TokenInfo, type TokenStore } from '../auth/tokens.ts';
 import type { JobStore } from '../jobs/jobStore.ts';
 import { HttpError } from './errors.ts';
 
@@ -67,6 +67,12 @@ export function installAuth(app: FastifyInstance, opts: AuthOptions): void {
     const info = check.info;
     if (!roleAllows(info.role, need)) {
       const message = `this operation needs the ${need} role; the token has ${info.role}`;
+      refuse(req, 403, actorOf(info), message);
+      throw new HttpError(403, 'forbidden', message);
+    }
+    const stack = (req.params as { stack?: unknown } | undefined)?.stack;
+    if (typeof stack === 'string' && !grantAllows(info.stacks, stack)) {
+      const message = `this token is limited to the stacks ${info.stacks!.join(', ')}`;
       refuse(req, 403, actorOf(info), message);
       throw new HttpError(403, 'forbidden', message);
     }

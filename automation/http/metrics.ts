@@ -60,6 +60,15 @@ export function createMetrics(store: JobStore, runner: JobRunner, streams: Set<u
       (Date.parse(job.finishedAt) - Date.parse(job.startedAt)) / 1000,
     );
   });
+  const drift = new Gauge({
+    name: 'udpmesh_automation_stack_drift',
+    help: 'Last drift check per stack: 1 when changes were found, 0 when none',
+    labelNames: ['stack'],
+    registers: [registry],
+  });
+  runner.finished.on('drift', (d: { stack: string; drift: boolean }) =>
+    drift.set({ stack: d.stack }, d.drift ? 1 : 0),
+  );
   const authRefused = new Counter({
     name: 'udpmesh_automation_auth_refused_total',
     help: 'Requests refused by authentication (401), authorization (403) or rate limit (429)',

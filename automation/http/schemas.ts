@@ -47,8 +47,21 @@ export const StackConfig = named(
   'The infra config schema (docs/infra.md)',
 );
 
+const urn = z
+  .string()
+  .min(1)
+  .max(1000)
+  .regex(/^urn:pulumi:/, 'a Pulumi URN (urn:pulumi:...)');
+const engineOptions = {
+  targets: z.array(urn).max(100).optional().describe('Only these resources (and their dependents)'),
+  replace: z.array(urn).max(100).optional().describe('Replace these resources even if unchanged'),
+  refresh: z.boolean().optional().describe('Refresh the state from the clouds first'),
+  expectNoChanges: z.boolean().optional().describe('Fail if any change is proposed'),
+};
+
 export const upBody = z
   .strictObject({
+    ...engineOptions,
     spec: StackConfig.optional().describe(
       'A full spec: only for a stack without a stored spec (then it is stored). Otherwise change ' +
         'the stored spec with PATCH/PUT /v1/stacks/{stack}/spec and send no spec.',
@@ -62,13 +75,18 @@ export const upBody = z
   .default({});
 export const previewBody = z
   .strictObject({
+    ...engineOptions,
     spec: StackConfig.optional().describe('A full spec to preview instead of the stored one (not stored)'),
     message: message.optional(),
   })
   .default({});
-export const refreshBody = z.strictObject({ message: message.optional() }).default({});
+export const refreshBody = z
+  .strictObject({ message: message.optional(), targets: engineOptions.targets })
+  .default({});
+export const driftBody = z.strictObject({}).default({});
 export const destroyBody = z
   .strictObject({
+    targets: engineOptions.targets,
     remove: z.boolean().optional().describe('Also remove the stack (state and config) afterwards'),
     message: message.optional(),
   })
@@ -170,7 +188,7 @@ const ERROR_DESCRIPTIONS: Record<number, string> = {
   403: 'forbidden: the token lacks the role',
   404: 'Not found: stack_not_found, job_not_found, spec_not_found',
   405: 'method_not_allowed (Allow names the methods)',
-  409: 'Conflict: stack_busy (details.runningJobId names the job holding the stack), spec_exists, job_finished, lock_held',
+  409: 'Conflict: stack_busy (details.runningJobId names the job holding the stack), spec_exists, job_finished, lock_held, stack_protected, idempotency_key_reused',
   413: 'body_too_large',
   414: 'uri_too_long',
   415: 'unsupported_media_type: send application/json',
@@ -178,6 +196,16 @@ const ERROR_DESCRIPTIONS: Record<number, string> = {
   502: 'engine_failure: the Pulumi engine failed (details.diagnostics)',
   503: 'Unavailable: pulumi_cli_missing, pulumi_cli_too_old, draining (Retry-After)',
 };
+
+export const idempotencyHeaders = z.looseObject({
+  'idempotency-key': z
+    .string()
+    .regex(/^[A-Za-z0-9._:-]{1,200}$/, '1-200 characters from [A-Za-z0-9._:-]')
+    .optional()
+    .describe(
+      'Repeating a POST with the same key (per token, 24 h) returns the first job instead of a new one',
+    ),
+});
 
 /** Error responses a route can give, by status. */
 export const errors = (...codes: number[]) =>

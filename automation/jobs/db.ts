@@ -56,6 +56,21 @@ CREATE TABLE IF NOT EXISTS specs (
   updated_at TEXT NOT NULL,
   updated_by TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS stack_settings (
+  stack      TEXT PRIMARY KEY,
+  protected  INTEGER NOT NULL DEFAULT 0,
+  updated_at TEXT NOT NULL,
+  updated_by TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS idempotency (
+  token_id   TEXT NOT NULL,
+  key        TEXT NOT NULL,
+  route      TEXT NOT NULL,
+  body_hash  TEXT NOT NULL,
+  job_id     TEXT NOT NULL,
+  created_at TEXT NOT NULL,
+  PRIMARY KEY (token_id, key)
+);
 CREATE TABLE IF NOT EXISTS tokens (
   id           TEXT PRIMARY KEY,
   name         TEXT NOT NULL,
@@ -71,6 +86,7 @@ CREATE TABLE IF NOT EXISTS tokens (
 const COLUMNS: [table: string, column: string, decl: string][] = [
   ['jobs', 'owner', 'TEXT'],
   ['tokens', 'expires_at', 'TEXT'],
+  ['tokens', 'stacks', 'TEXT'],
 ];
 
 /** Opens (creating if needed) the database; `:memory:` is allowed for throwaway use. */

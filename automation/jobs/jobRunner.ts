@@ -4,7 +4,7 @@
 // every engine event persisted (redacted) and fanned out to live subscribers.
 import { EventEmitter } from 'node:events';
 import type { Logger } from 'pino';
-import type { OperationKind, StackEngine } from '../engine.ts';
+import type { OperationContext, OperationKind, StackEngine } from '../engine.ts';
 import { AutomationError, CancelledError, ConfirmationRequiredError, StackBusyError } from '../errors.ts';
 import type { StackEvent } from '../events.ts';
 import { Redactor, redactOutputs } from '../redact.ts';
@@ -30,6 +30,10 @@ export interface SubmitRequest {
   remove?: boolean;
   /** up only: apply even if the preview replaces clusters or networks. */
   confirmReplace?: boolean;
+  /** Engine options: targets, replace, refresh first, expect no changes. */
+  engineOptions?: Pick<OperationContext, 'targets' | 'replace' | 'refresh' | 'expectNoChanges'>;
+  /** preview only: a drift check (refresh first; the result says whether anything would change). */
+  drift?: boolean;
 }
 
 /** Resource types whose replacement moves real infrastructure: clusters and networks. */
@@ -136,12 +140,12 @@ export class JobRunner {
       throw new QueueFullError(this.queue.length, 10 * Math.max(1, this.queue.length));
     }
     const secrets = req.spec ? (this.opts.secretsOf ?? defaultSecretsOf)(req.spec) : [];
-    const options: Record<string, unknown> =
-      req.operation === 'destroy'
-        ? { remove: !!req.remove }
-        : req.operation === 'up' && req.confirmReplace
-          ? { confirmReplace: true }
-          : {};
+    const options: Record<string, unknown> = {
+      ...(req.operation === 'destroy' ? { remove: !!req.remove } : {}),
+      ...(req.confirmReplace ? { confirmReplace: true } : {}),
+      ...(req.drift ? { drift: true } : {}),
+      ...(req.engineOptions ?? {}),
+    };
     const created = this.store.createLockedJob({
       stack: req.stack,
       operation: req.operation,
@@ -298,10 +302,12 @@ export class JobRunner {
     const { req } = a;
     this.store.markRunning(a.id);
     this.record(a, 'status', { status: 'running' });
-    const ctx = {
+    const ctx: OperationContext = {
       signal: a.controller.signal,
       onEvent: (e: StackEvent) => this.record(a, 'engine', e),
       ...(req.message ? { message: req.message } : {}),
+      ...(req.engineOptions ?? {}),
+      ...(req.drift ? { refresh: true } : {}),
     };
     try {
       let result;
@@ -321,7 +327,20 @@ export class JobRunner {
           break;
       }
       // Secret outputs are hidden here too, whatever the engine did.
-      const safe = result.outputs ? { ...result, outputs: redactOutputs(result.outputs) } : result;
+      let safe: unknown = result.outputs ? { ...result, outputs: redactOutputs(result.outputs) } : result;
+      if (req.drift) {
+        const drift = Object.entries(result.changes).some(([op, n]) => op !== 'same' && n > 0);
+        safe = { ...(safe as object), drift };
+        this.store.audit({
+          actor: req.actor,
+          action: 'stack.drift',
+          stack: req.stack,
+          jobId: a.id,
+          result: drift ? 'drift_detected' : 'no_drift',
+          detail: JSON.stringify(result.changes).slice(0, 300),
+        });
+        this.finished.emit('drift', { stack: req.stack, drift });
+      }
       this.complete(a, 'succeeded', { result: a.redactor.value(safe) });
     } catch (err) {
       const status: JobStatus =

@@ -260,6 +260,45 @@ export class JobStore {
     return this.getSpec(stack)!;
   }
 
+  isProtected(stack: string): boolean {
+    const r = this.db.prepare('SELECT protected FROM stack_settings WHERE stack = ?').get(stack) as
+      Row | undefined;
+    return !!r && Number(r.protected) === 1;
+  }
+
+  setProtected(stack: string, value: boolean, by: string): void {
+    this.db
+      .prepare(
+        `INSERT INTO stack_settings (stack, protected, updated_at, updated_by) VALUES (?, ?, ?, ?)
+         ON CONFLICT(stack) DO UPDATE SET protected = excluded.protected, updated_at = excluded.updated_at,
+           updated_by = excluded.updated_by`,
+      )
+      .run(stack, value ? 1 : 0, now(), by);
+  }
+
+  /** An earlier request with this idempotency key (per token), if any (keys live 24 h). */
+  idempotent(tokenId: string, key: string): { route: string; bodyHash: string; jobId: string } | undefined {
+    const r = this.db
+      .prepare('SELECT * FROM idempotency WHERE token_id = ? AND key = ? AND created_at > ?')
+      .get(tokenId, key, new Date(Date.now() - 86_400_000).toISOString()) as Row | undefined;
+    return r ? { route: String(r.route), bodyHash: String(r.body_hash), jobId: String(r.job_id) } : undefined;
+  }
+
+  rememberIdempotent(tokenId: string, key: string, route: string, bodyHash: string, jobId: string): void {
+    this.db
+      .prepare(
+        'INSERT OR REPLACE INTO idempotency (token_id, key, route, body_hash, job_id, created_at) VALUES (?, ?, ?, ?, ?, ?)',
+      )
+      .run(tokenId, key, route, bodyHash, jobId, now());
+  }
+
+  /** Stacks with a stored spec (scheduled drift detection). */
+  specStacks(): string[] {
+    return (this.db.prepare('SELECT stack FROM specs ORDER BY stack').all() as Row[]).map((r) =>
+      String(r.stack),
+    );
+  }
+
   deleteSpec(stack: string): void {
     this.db.prepare('DELETE FROM specs WHERE stack = ?').run(stack);
   }

@@ -2,6 +2,7 @@
 // with Last-Event-ID or ?after=) and the job's log as plain text.
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
+import { grantAllows, type TokenInfo } from '../../auth/tokens.ts';
 import { actorOf, bearerOf } from '../auth.ts';
 import { HttpError } from '../errors.ts';
 import { renderJobLog } from '../../jobs/jobLog.ts';
@@ -12,9 +13,11 @@ import { jobView, type RouteContext } from './context.ts';
 export function jobRoutes(ctx: RouteContext): FastifyPluginAsyncZod {
   return async (app) => {
     const { store, runner, tokens } = ctx;
-    const getJob = (id: string) => {
+    /** A job the token may see (a job of a stack outside its grants is not found). */
+    const getJob = (id: string, token: TokenInfo | undefined) => {
       const job = store.getJob(id);
-      if (!job) throw new HttpError(404, 'job_not_found', `job ${id} not found`);
+      if (!job || !grantAllows(token?.stacks, job.stack))
+        throw new HttpError(404, 'job_not_found', `job ${id} not found`);
       return job;
     };
 
@@ -37,12 +40,17 @@ export function jobRoutes(ctx: RouteContext): FastifyPluginAsyncZod {
           },
         },
       },
-      async (req) => ({
-        jobs: store
-          .listJobs(req.query as Parameters<typeof store.listJobs>[0])
-          .map((j) => jobView(j, runner)),
-        total: store.countJobs(req.query as Parameters<typeof store.countJobs>[0]),
-      }),
+      async (req) => {
+        const grants = req.token!.stacks;
+        if (grants && !(req.query.stack && grantAllows(grants, req.query.stack)))
+          throw new HttpError(
+            403,
+            'forbidden',
+            `this token is limited to the stacks ${grants.join(', ')}: pass ?stack=<one of them>`,
+          );
+        const q = req.query as Parameters<typeof store.listJobs>[0];
+        return { jobs: store.listJobs(q).map((j) => jobView(j, runner)), total: store.countJobs(q) };
+      },
     );
 
     app.get(
@@ -57,7 +65,7 @@ export function jobRoutes(ctx: RouteContext): FastifyPluginAsyncZod {
           response: { 200: Job, ...errors(400, 401, 403, 404, 429) },
         },
       },
-      async (req) => jobView(getJob(req.params.id), runner),
+      async (req) => jobView(getJob(req.params.id, req.token), runner),
     );
 
     app.post(
@@ -77,6 +85,7 @@ export function jobRoutes(ctx: RouteContext): FastifyPluginAsyncZod {
         },
       },
       async (req, reply) => {
+        getJob(req.params.id, req.token);
         const job = runner.cancel(req.params.id, actorOf(req.token!));
         return reply.code(202).send({ jobId: req.params.id, job: jobView(job, runner) });
       },
@@ -109,7 +118,7 @@ export function jobRoutes(ctx: RouteContext): FastifyPluginAsyncZod {
         },
       },
       async (req, reply) => {
-        const job = getJob(req.params.id);
+        const job = getJob(req.params.id, req.token);
         const header = req.headers['last-event-id'];
         const after =
           typeof header === 'string' && header.trim() !== '' ? Number(header.trim()) : (req.query.after ?? 0);
@@ -149,7 +158,7 @@ export function jobRoutes(ctx: RouteContext): FastifyPluginAsyncZod {
         },
       },
       async (req, reply) => {
-        const job = getJob(req.params.id);
+        const job = getJob(req.params.id, req.token);
         return reply.type('text/plain; charset=utf-8').send(renderJobLog(job, store.events(job.id)));
       },
     );

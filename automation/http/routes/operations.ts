@@ -2,7 +2,10 @@
 // stack's stored spec is the source of truth: `up` without a spec applies it; a full spec is
 // accepted (and stored) only for a stack that has none yet. Refused with 503 while the engine is
 // not usable (no CLI), 503 + Retry-After while draining, 429 when the queue is full, 409 when the
-// stack has a job (naming it).
+// stack has a job (naming it). A POST with an Idempotency-Key is run once per key and token.
+// Destroy of a protected stack is refused. POST drift is a refresh-then-preview drift check.
+import { createHash } from 'node:crypto';
+import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import type { OperationKind } from '../../engine.ts';
@@ -10,7 +13,18 @@ import type { StackConfig } from '../../spec.ts';
 import { requireIdentity, validateSpec } from '../../spec.ts';
 import { actorOf } from '../auth.ts';
 import { HttpError } from '../errors.ts';
-import { Accepted, destroyBody, errors, previewBody, refreshBody, stackParams, upBody } from '../schemas.ts';
+import type { Job } from '../../jobs/jobStore.ts';
+import {
+  Accepted,
+  destroyBody,
+  driftBody,
+  errors,
+  idempotencyHeaders,
+  previewBody,
+  refreshBody,
+  stackParams,
+  upBody,
+} from '../schemas.ts';
 import { jobView, type RouteContext } from './context.ts';
 
 const SUMMARY: Record<OperationKind, string> = {
@@ -55,15 +69,31 @@ export function operationRoutes(ctx: RouteContext): FastifyPluginAsyncZod {
       return keep ? { spec, save: () => void store.putSpec(stack, given, by) } : { spec };
     }
 
+    type Body = {
+      message?: string;
+      remove?: boolean;
+      confirmReplace?: boolean;
+      targets?: string[];
+      replace?: string[];
+      refresh?: boolean;
+      expectNoChanges?: boolean;
+    };
     async function submit(
       operation: OperationKind,
       stack: string,
       who: string,
-      body: { message?: string; remove?: boolean; confirmReplace?: boolean },
+      body: Body,
       spec?: StackConfig,
+      drift = false,
     ) {
       // The engine must be usable before a job is accepted (as documented: 503, not 202-then-fail).
       await engine.ready?.();
+      const engineOptions = {
+        ...(body.targets?.length ? { targets: body.targets } : {}),
+        ...(body.replace?.length ? { replace: body.replace } : {}),
+        ...(body.refresh ? { refresh: true } : {}),
+        ...(body.expectNoChanges ? { expectNoChanges: true } : {}),
+      };
       return runner.submit({
         stack,
         operation,
@@ -72,7 +102,51 @@ export function operationRoutes(ctx: RouteContext): FastifyPluginAsyncZod {
         ...(body.message ? { message: body.message } : {}),
         ...(operation === 'destroy' ? { remove: !!body.remove } : {}),
         ...(body.confirmReplace ? { confirmReplace: true } : {}),
+        ...(Object.keys(engineOptions).length ? { engineOptions } : {}),
+        ...(drift ? { drift: true } : {}),
       });
+    }
+
+    /**
+     * Idempotency-Key: the same key (per token) with the same request answers the first job again
+     * (Idempotent-Replayed: true); with a different request it is a 409.
+     */
+    async function once(
+      req: FastifyRequest,
+      reply: FastifyReply,
+      run: () => Promise<Job>,
+    ): Promise<FastifyReply> {
+      const key = req.headers['idempotency-key'];
+      const token = req.token!;
+      const route = `${req.method} ${req.url.split('?')[0]}`;
+      const bodyHash = createHash('sha256')
+        .update(JSON.stringify(req.body ?? {}))
+        .digest('hex');
+      if (typeof key === 'string') {
+        const prior = store.idempotent(token.id, key);
+        if (prior) {
+          if (prior.route !== route || prior.bodyHash !== bodyHash)
+            throw new HttpError(
+              409,
+              'idempotency_key_reused',
+              'this Idempotency-Key was used for a different request',
+              { jobId: prior.jobId },
+            );
+          const job = store.getJob(prior.jobId);
+          if (job)
+            return reply
+              .code(202)
+              .header('location', `/v1/jobs/${job.id}`)
+              .header('idempotent-replayed', 'true')
+              .send({ jobId: job.id, job: jobView(job, runner) });
+        }
+      }
+      const job = await run();
+      if (typeof key === 'string') store.rememberIdempotent(token.id, key, route, bodyHash, job.id);
+      return reply
+        .code(202)
+        .header('location', `/v1/jobs/${job.id}`)
+        .send({ jobId: job.id, job: jobView(job, runner) });
     }
 
     app.post(
@@ -84,20 +158,19 @@ export function operationRoutes(ctx: RouteContext): FastifyPluginAsyncZod {
           tags: ['operations'],
           params: stackParams,
           querystring: z.strictObject({}),
+          headers: idempotencyHeaders,
           body: upBody,
           response: responses,
         },
       },
-      async (req, reply) => {
-        const who = actorOf(req.token!);
-        const { spec, save } = specFor(req.params.stack, req.body.spec, true, who);
-        const job = await submit('up', req.params.stack, who, req.body, spec);
-        save?.();
-        return reply
-          .code(202)
-          .header('location', `/v1/jobs/${job.id}`)
-          .send({ jobId: job.id, job: jobView(job, runner) });
-      },
+      async (req, reply) =>
+        once(req, reply, async () => {
+          const who = actorOf(req.token!);
+          const { spec, save } = specFor(req.params.stack, req.body.spec, true, who);
+          const job = await submit('up', req.params.stack, who, req.body, spec);
+          save?.();
+          return job;
+        }),
     );
     app.post(
       '/v1/stacks/:stack/preview',
@@ -108,19 +181,17 @@ export function operationRoutes(ctx: RouteContext): FastifyPluginAsyncZod {
           tags: ['operations'],
           params: stackParams,
           querystring: z.strictObject({}),
+          headers: idempotencyHeaders,
           body: previewBody,
           response: responses,
         },
       },
-      async (req, reply) => {
-        const who = actorOf(req.token!);
-        const { spec } = specFor(req.params.stack, req.body.spec, false, who);
-        const job = await submit('preview', req.params.stack, who, req.body, spec);
-        return reply
-          .code(202)
-          .header('location', `/v1/jobs/${job.id}`)
-          .send({ jobId: job.id, job: jobView(job, runner) });
-      },
+      async (req, reply) =>
+        once(req, reply, async () => {
+          const who = actorOf(req.token!);
+          const { spec } = specFor(req.params.stack, req.body.spec, false, who);
+          return submit('preview', req.params.stack, who, req.body, spec);
+        }),
     );
     app.post(
       '/v1/stacks/:stack/refresh',
@@ -131,17 +202,13 @@ export function operationRoutes(ctx: RouteContext): FastifyPluginAsyncZod {
           tags: ['operations'],
           params: stackParams,
           querystring: z.strictObject({}),
+          headers: idempotencyHeaders,
           body: refreshBody,
           response: responses,
         },
       },
-      async (req, reply) => {
-        const job = await submit('refresh', req.params.stack, actorOf(req.token!), req.body);
-        return reply
-          .code(202)
-          .header('location', `/v1/jobs/${job.id}`)
-          .send({ jobId: job.id, job: jobView(job, runner) });
-      },
+      async (req, reply) =>
+        once(req, reply, () => submit('refresh', req.params.stack, actorOf(req.token!), req.body)),
     );
     app.post(
       '/v1/stacks/:stack/destroy',
@@ -152,17 +219,51 @@ export function operationRoutes(ctx: RouteContext): FastifyPluginAsyncZod {
           tags: ['operations'],
           params: stackParams,
           querystring: z.strictObject({}),
+          headers: idempotencyHeaders,
           body: destroyBody,
           response: responses,
         },
       },
-      async (req, reply) => {
-        const job = await submit('destroy', req.params.stack, actorOf(req.token!), req.body);
-        return reply
-          .code(202)
-          .header('location', `/v1/jobs/${job.id}`)
-          .send({ jobId: job.id, job: jobView(job, runner) });
+      async (req, reply) =>
+        once(req, reply, async () => {
+          if (store.isProtected(req.params.stack)) {
+            store.audit({
+              actor: actorOf(req.token!),
+              action: 'job.destroy',
+              stack: req.params.stack,
+              result: 'rejected_protected',
+            });
+            throw new HttpError(
+              409,
+              'stack_protected',
+              `stack ${req.params.stack} is protected: PUT /v1/stacks/${req.params.stack}/protection {"protected": false} first`,
+            );
+          }
+          return submit('destroy', req.params.stack, actorOf(req.token!), req.body);
+        }),
+    );
+
+    app.post(
+      '/v1/stacks/:stack/drift',
+      {
+        config: { role: 'operate' },
+        schema: {
+          summary:
+            'Drift check: refresh, then preview the stored spec; the result says whether anything would change',
+          tags: ['operations'],
+          params: stackParams,
+          querystring: z.strictObject({}),
+          headers: idempotencyHeaders,
+          body: driftBody,
+          response: responses,
+        },
       },
+      async (req, reply) =>
+        once(req, reply, async () => {
+          const who = actorOf(req.token!);
+          const { spec } = specFor(req.params.stack, undefined, false, who);
+          return submit('preview', req.params.stack, who, { message: 'drift check' }, spec, true);
+        }),
     );
   };
 }

@@ -5,6 +5,7 @@ import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { Redactor, redactOutputs } from '../../redact.ts';
 import { mergePatch, requireIdentity, validateSpec } from '../../spec.ts';
+import { grantAllows } from '../../auth/tokens.ts';
 import { actorOf } from '../auth.ts';
 import { HttpError } from '../errors.ts';
 import {
@@ -35,7 +36,9 @@ export function stackRoutes(ctx: RouteContext): FastifyPluginAsyncZod {
           response: { 200: z.object({ stacks: z.array(StackSummary) }), ...engineErrors },
         },
       },
-      async () => ({ stacks: await reads.listStacks() }),
+      async (req) => ({
+        stacks: (await reads.listStacks()).filter((s) => grantAllows(req.token!.stacks, s.name)),
+      }),
     );
 
     app.get(
@@ -152,6 +155,46 @@ export function stackRoutes(ctx: RouteContext): FastifyPluginAsyncZod {
             `stack ${req.params.stack} has no stored spec: PUT a full one first`,
           );
         return save(req.params.stack, mergePatch(current.spec, req.body), actorOf(req.token!), 'spec.patch');
+      },
+    );
+
+    const Protection = z.object({ stack: z.string(), protected: z.boolean() });
+    app.get(
+      '/v1/stacks/:stack/protection',
+      {
+        config: { role: 'read' },
+        schema: {
+          summary: 'Whether the stack is protected from destroy',
+          tags: ['stacks'],
+          params: stackParams,
+          querystring: z.strictObject({}),
+          response: { 200: Protection, ...errors(400, 401, 403, 429) },
+        },
+      },
+      async (req) => ({ stack: req.params.stack, protected: store.isProtected(req.params.stack) }),
+    );
+    app.put(
+      '/v1/stacks/:stack/protection',
+      {
+        config: { role: 'operate' },
+        schema: {
+          summary: 'Protect the stack from destroy (or lift the protection); audited',
+          tags: ['stacks'],
+          params: stackParams,
+          querystring: z.strictObject({}),
+          body: z.strictObject({ protected: z.boolean() }),
+          response: { 200: Protection, ...errors(400, 401, 403, 413, 415, 429) },
+        },
+      },
+      async (req) => {
+        store.setProtected(req.params.stack, req.body.protected, actorOf(req.token!));
+        store.audit({
+          actor: actorOf(req.token!),
+          action: 'stack.protection',
+          stack: req.params.stack,
+          result: req.body.protected ? 'protected' : 'unprotected',
+        });
+        return { stack: req.params.stack, protected: req.body.protected };
       },
     );
 

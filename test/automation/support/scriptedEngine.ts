@@ -47,6 +47,8 @@ export interface Call {
   spec?: StackConfig;
   remove?: boolean;
   message?: string;
+  /** Engine options the call got (targets, replace, refresh, expectNoChanges). */
+  options?: Record<string, unknown>;
 }
 
 interface Held {
@@ -170,6 +172,8 @@ export class ScriptedEngine implements StackEngine {
   preview(stack: string, spec: StackConfig, ctx?: OperationContext) {
     return this.run({ op: 'preview', stack, spec }, ctx);
   }
+  /** Resource changes the next operations report (default create 3 / delete 3, same 1). */
+  changes?: Record<string, number>;
   refresh(stack: string, ctx?: OperationContext) {
     return this.run({ op: 'refresh', stack }, ctx);
   }
@@ -198,7 +202,12 @@ export class ScriptedEngine implements StackEngine {
   }
 
   private async run(call: Call, ctx: OperationContext = {}): Promise<OperationResult> {
-    this.calls.push(call);
+    const options = Object.fromEntries(
+      (['targets', 'replace', 'refresh', 'expectNoChanges'] as const)
+        .filter((k) => ctx[k] !== undefined)
+        .map((k) => [k, ctx[k]]),
+    );
+    this.calls.push(Object.keys(options).length ? { ...call, options } : call);
     const script = this.scripts.get(call.stack)?.shift() ?? {};
     if (script.lockedElsewhere)
       throw new StackBusyError(call.stack, undefined, 'the stack is locked by another update');
@@ -237,7 +246,7 @@ export class ScriptedEngine implements StackEngine {
       }
       emit(script.after ?? def.after);
       if (script.fail) throw script.fail;
-      const changes = { [call.op === 'destroy' ? 'delete' : 'create']: 3, same: 1 };
+      const changes = this.changes ?? { [call.op === 'destroy' ? 'delete' : 'create']: 3, same: 1 };
       const version = (this.stacks.get(call.stack)?.history.length ?? 0) + 1;
       const entry: HistoryEntry = {
         version,
