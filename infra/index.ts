@@ -10,6 +10,7 @@ export const clouds = outputs.clouds;
 export const udpPorts = outputs.udpPorts;
 export const etcdClientEndpoints = outputs.etcdClientEndpoints;
 export const grafanaUrl = outputs.grafanaUrl;
+export const grafanaAdminPassword = outputs.grafanaAdminPassword;
 export const awsClusterName = outputs.awsClusterName;
 export const awsKubeconfig = outputs.awsKubeconfig;
 export const awsUdpEndpoint = outputs.awsUdpEndpoint;

@@ -11,7 +11,7 @@ export const CONTRACT_VERSION = '1';
 /** Per-cloud output names: `${cloud}${Suffix}`, present only for enabled clouds. */
 export const PER_CLOUD_OUTPUTS = ['ClusterName', 'Kubeconfig', 'UdpEndpoint'] as const;
 /** Outputs that are Pulumi secrets. */
-export const SECRET_OUTPUTS = CLOUDS.map((c) => `${c}Kubeconfig`);
+export const SECRET_OUTPUTS = [...CLOUDS.map((c) => `${c}Kubeconfig`), 'grafanaAdminPassword'];
 
 export function perCloudOutput(cloud: Cloud, suffix: (typeof PER_CLOUD_OUTPUTS)[number]): string {
   return `${cloud}${suffix}`;
@@ -24,6 +24,8 @@ export const udpmeshOutputsSchema = z.object({
   udpPorts: z.array(z.number().int()),
   etcdClientEndpoints: z.array(z.string()),
   grafanaUrl: z.string().optional(),
+  /** Grafana's generated admin password (user `admin`), secret; present when monitoring is enabled. */
+  grafanaAdminPassword: z.string().optional(),
   awsClusterName: z.string().optional(),
   awsKubeconfig: z.string().optional(),
   awsUdpEndpoint: z.string().optional(),
@@ -82,6 +84,7 @@ export function udpmeshStackOutputs(
   const names = [
     ...REQUIRED_OUTPUTS,
     'grafanaUrl',
+    'grafanaAdminPassword',
     ...CLOUDS.flatMap((c) => PER_CLOUD_OUTPUTS.map((s) => perCloudOutput(c, s))),
   ];
   const values = Object.fromEntries(names.map((n) => [n, ref.getOutput(n)]));
