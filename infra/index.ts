@@ -16,6 +16,7 @@ export const localStateDir = outputs.localStateDir;
 export const awsMetricsUrl = outputs.awsMetricsUrl;
 export const gcpMetricsUrl = outputs.gcpMetricsUrl;
 export const azureMetricsUrl = outputs.azureMetricsUrl;
+export const grafanaAdminPassword = outputs.grafanaAdminPassword;
 export const awsClusterName = outputs.awsClusterName;
 export const awsKubeconfig = outputs.awsKubeconfig;
 export const awsUdpEndpoint = outputs.awsUdpEndpoint;

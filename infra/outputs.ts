@@ -15,7 +15,7 @@ export const OPTIONAL_PER_CLOUD_OUTPUTS = ['MetricsUrl'] as const;
 /** A local stack (clouds: [local]) has no Kubernetes, hence no kubeconfig. */
 const LOCAL_PER_CLOUD_OUTPUTS = ['ClusterName', 'UdpEndpoint'] as const;
 /** Outputs that are Pulumi secrets. */
-export const SECRET_OUTPUTS = CLOUDS.map((c) => `${c}Kubeconfig`);
+export const SECRET_OUTPUTS = [...CLOUDS.map((c) => `${c}Kubeconfig`), 'grafanaAdminPassword'];
 
 export function perCloudOutput(
   cloud: Cloud,
@@ -40,6 +40,8 @@ export const udpmeshOutputsSchema = z.object({
   awsMetricsUrl: z.string().optional(),
   gcpMetricsUrl: z.string().optional(),
   azureMetricsUrl: z.string().optional(),
+  /** Grafana's generated admin password (user `admin`), secret; present when monitoring is enabled. */
+  grafanaAdminPassword: z.string().optional(),
   awsClusterName: z.string().optional(),
   awsKubeconfig: z.string().optional(),
   awsUdpEndpoint: z.string().optional(),
@@ -100,6 +102,7 @@ export function udpmeshStackOutputs(
     ...REQUIRED_OUTPUTS,
     'target',
     'grafanaUrl',
+    'grafanaAdminPassword',
     'prometheusUrl',
     'localStateDir',
     ...CLOUDS.flatMap((c) =>

@@ -58,6 +58,7 @@ export class UdpmeshEstate extends pulumi.ComponentResource {
           cloud,
           provider: handle.provider,
           secrets: { clusterKey, etcdCaCert: pki.caCert, etcdMembers: members, etcdClient: pki.client },
+          addons: handle.addons,
         },
         // Cross-cloud etcd peers and replication need the VPN up first.
         { parent: this, dependsOn: [interconnect] },
@@ -72,7 +73,10 @@ export class UdpmeshEstate extends pulumi.ComponentResource {
       etcdClientEndpoints: etcdMembers(spec).map((m) => m.clientUrl),
     };
     const firstMonitoring = clouds.map((c) => workloads[c]?.monitoring).find((m) => m !== undefined);
-    if (firstMonitoring) out.grafanaUrl = firstMonitoring.grafanaUrl;
+    if (firstMonitoring) {
+      out.grafanaUrl = firstMonitoring.grafanaUrl;
+      out.grafanaAdminPassword = pulumi.secret(firstMonitoring.grafanaAdminPassword);
+    }
     for (const cloud of clouds) {
       const handle = clusters[cloud] as ClusterHandle;
       out[perCloudOutput(cloud, 'ClusterName')] = handle.clusterName;

@@ -3,6 +3,7 @@
 import * as k8s from '@pulumi/kubernetes';
 import * as pulumi from '@pulumi/pulumi';
 import type { K8sObject } from '../manifests/types.ts';
+import type { ClusterAddons } from './types.ts';
 
 type Ctor = new (name: string, args: never, opts?: pulumi.CustomResourceOptions) => pulumi.CustomResource;
 
@@ -29,6 +30,30 @@ export interface ApplyOptions {
   parent: pulumi.Resource;
   /** Resources custom resources wait for (CRDs, Helm releases installing CRDs). */
   crdDependencies: pulumi.Resource[];
+  /** Resources pods wait for: istiod, whose webhook injects the sidecar at pod creation. */
+  podDependencies?: pulumi.Resource[];
+  /** The cluster's add-ons, by the kinds that need them (components/types.ts). */
+  addons?: ClusterAddons;
+}
+
+/** What an object must be created after (and deleted before), beyond its namespace. */
+function kindDependencies(obj: K8sObject, o: ApplyOptions): pulumi.Resource[] {
+  const a = o.addons;
+  const spec = obj.spec as { type?: string } | undefined;
+  switch (obj.kind) {
+    case 'Service':
+      return spec?.type === 'LoadBalancer' ? [...(a?.loadBalancers ?? [])] : [];
+    case 'Deployment':
+      return [...(o.podDependencies ?? [])];
+    case 'StatefulSet':
+      return [...(o.podDependencies ?? []), ...(a?.storage ?? [])];
+    case 'HorizontalPodAutoscaler':
+      return [...(a?.metrics ?? [])];
+    case 'NetworkPolicy':
+      return [...(a?.networkPolicy ?? [])];
+    default:
+      return [];
+  }
 }
 
 export function applyManifests(objects: K8sObject[], o: ApplyOptions): Map<string, pulumi.CustomResource> {
@@ -39,7 +64,10 @@ export function applyManifests(objects: K8sObject[], o: ApplyOptions): Map<strin
     const id = `${obj.kind}/${obj.metadata.namespace ?? ''}/${obj.metadata.name}`;
     const name = `${o.prefix}-${obj.kind.toLowerCase()}-${obj.metadata.namespace ? `${obj.metadata.namespace}-` : ''}${obj.metadata.name}`;
     const ctor = KINDS[`${obj.apiVersion}/${obj.kind}`];
-    const dependsOn = [...(namespace && obj.metadata.namespace ? [namespace] : [])];
+    const dependsOn = [
+      ...(namespace && obj.metadata.namespace ? [namespace] : []),
+      ...kindDependencies(obj, o),
+    ];
     const isSecret = obj.kind === 'Secret';
     const opts: pulumi.CustomResourceOptions = {
       parent: o.parent,

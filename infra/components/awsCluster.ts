@@ -1,5 +1,11 @@
 // EKS: VPC with public/private subnets over the availability zones, IAM roles, the cluster and a
-// managed node group, plus the AWS Load Balancer Controller that implements the NLB annotations.
+// managed node group, plus what a bare EKS cluster lacks for udpmesh (docs/infra-review.md):
+// - the VPC CNI add-on with its network-policy agent (NetworkPolicies are not enforced otherwise);
+// - EKS Pod Identity (agent add-on) so add-ons get IAM through their own service accounts;
+// - the EBS CSI driver add-on and a default gp3 StorageClass (EKS >= 1.30 has neither: PVCs stay Pending);
+// - the AWS Load Balancer Controller with its own IAM policy on its service account (not the node role);
+// - metrics-server (an HPA on CPU reads nothing without it).
+// The cluster and node group depend on their role policy attachments so destroy detaches last.
 import * as aws from '@pulumi/aws';
 import * as k8s from '@pulumi/kubernetes';
 import * as pulumi from '@pulumi/pulumi';
@@ -7,7 +13,20 @@ import type { StackConfig } from '../config/schema.ts';
 import { enabledClouds } from '../config/schema.ts';
 import { advertisedRanges } from '../interconnect/plan.ts';
 import { awsSubnets } from '../config/network.ts';
-import type { ClusterHandle } from './types.ts';
+import { awsLbControllerPolicy } from './awsLbControllerPolicy.ts';
+import type { ClusterAddons, ClusterHandle } from './types.ts';
+
+/** Trust policy for roles assumed through EKS Pod Identity. */
+const POD_IDENTITY_TRUST = JSON.stringify({
+  Version: '2012-10-17',
+  Statement: [
+    {
+      Effect: 'Allow',
+      Principal: { Service: 'pods.eks.amazonaws.com' },
+      Action: ['sts:AssumeRole', 'sts:TagSession'],
+    },
+  ],
+});
 
 export interface AwsClusterArgs {
   spec: StackConfig;
@@ -24,6 +43,8 @@ export class AwsCluster extends pulumi.ComponentResource implements ClusterHandl
   readonly kubeconfig: pulumi.Output<string>;
   readonly provider: k8s.Provider;
   readonly awsProvider: aws.Provider;
+  readonly addons: ClusterAddons;
+  readonly lbController: k8s.helm.v3.Release;
 
   constructor(name: string, args: AwsClusterArgs, opts?: pulumi.ComponentResourceOptions) {
     super('udpmesh:infra:AwsCluster', name, {}, opts);
@@ -114,7 +135,7 @@ export class AwsCluster extends pulumi.ComponentResource implements ClusterHandl
       { assumeRolePolicy: assume('eks.amazonaws.com') },
       p,
     );
-    new aws.iam.RolePolicyAttachment(
+    const clusterPolicy = new aws.iam.RolePolicyAttachment(
       `${name}-cluster-policy`,
       { role: clusterRole.name, policyArn: 'arn:aws:iam::aws:policy/AmazonEKSClusterPolicy' },
       p,
@@ -128,8 +149,6 @@ export class AwsCluster extends pulumi.ComponentResource implements ClusterHandl
       'arn:aws:iam::aws:policy/AmazonEKSWorkerNodePolicy',
       'arn:aws:iam::aws:policy/AmazonEKS_CNI_Policy',
       'arn:aws:iam::aws:policy/AmazonEC2ContainerRegistryReadOnly',
-      // The AWS Load Balancer Controller runs on the nodes; production should use IRSA/Pod Identity instead.
-      'arn:aws:iam::aws:policy/ElasticLoadBalancingFullAccess',
     ];
     const attachments = nodePolicies.map(
       (arn, i) =>
@@ -150,9 +169,23 @@ export class AwsCluster extends pulumi.ComponentResource implements ClusterHandl
           subnetIds: privateSubnets.map((s) => s.id),
           endpointPrivateAccess: true,
           endpointPublicAccess: true,
+          publicAccessCidrs: a.apiServerAuthorizedCidrs,
         },
         kubernetesNetworkConfig: { serviceIpv4Cidr: a.serviceCidr },
         accessConfig: { authenticationMode: 'API_AND_CONFIG_MAP' },
+      },
+      { ...p, dependsOn: [clusterPolicy] },
+    );
+    // VPC CNI as a managed add-on with its network-policy agent: without it NetworkPolicies are accepted
+    // by the API server and silently not enforced.
+    const vpcCni = new aws.eks.Addon(
+      `${name}-vpc-cni`,
+      {
+        clusterName: this.cluster.name,
+        addonName: 'vpc-cni',
+        resolveConflictsOnCreate: 'OVERWRITE',
+        resolveConflictsOnUpdate: 'OVERWRITE',
+        configurationValues: JSON.stringify({ enableNetworkPolicy: 'true' }),
       },
       p,
     );
@@ -171,7 +204,52 @@ export class AwsCluster extends pulumi.ComponentResource implements ClusterHandl
         },
         updateConfig: { maxUnavailable: 1 },
       },
-      { ...p, dependsOn: attachments },
+      { ...p, dependsOn: [...attachments, vpcCni] },
+    );
+    const podIdentityAgent = new aws.eks.Addon(
+      `${name}-pod-identity-agent`,
+      { clusterName: this.cluster.name, addonName: 'eks-pod-identity-agent' },
+      { ...p, dependsOn: [this.nodeGroup] },
+    );
+    const podRole = (id: string, policyArn: pulumi.Input<string>) => {
+      const role = new aws.iam.Role(`${name}-${id}-role`, { assumeRolePolicy: POD_IDENTITY_TRUST }, p);
+      const attachment = new aws.iam.RolePolicyAttachment(
+        `${name}-${id}-policy`,
+        { role: role.name, policyArn },
+        p,
+      );
+      return { role, attachment };
+    };
+    // EBS CSI driver: its controller's IAM comes through Pod Identity on ebs-csi-controller-sa.
+    const ebs = podRole('ebs-csi', 'arn:aws:iam::aws:policy/service-role/AmazonEBSCSIDriverPolicy');
+    const ebsAddon = new aws.eks.Addon(
+      `${name}-ebs-csi`,
+      {
+        clusterName: this.cluster.name,
+        addonName: 'aws-ebs-csi-driver',
+        podIdentityAssociations: [{ roleArn: ebs.role.arn, serviceAccount: 'ebs-csi-controller-sa' }],
+      },
+      { ...p, dependsOn: [this.nodeGroup, podIdentityAgent, ebs.attachment] },
+    );
+    // The AWS Load Balancer Controller's own policy, on its own service account.
+    const lbPolicy = new aws.iam.Policy(
+      `${name}-lb-controller`,
+      {
+        description: `AWS Load Balancer Controller for ${clusterName}`,
+        policy: JSON.stringify(awsLbControllerPolicy()),
+      },
+      p,
+    );
+    const lb = podRole('lb-controller', lbPolicy.arn);
+    const lbAssociation = new aws.eks.PodIdentityAssociation(
+      `${name}-lb-controller`,
+      {
+        clusterName: this.cluster.name,
+        namespace: 'kube-system',
+        serviceAccount: 'aws-load-balancer-controller',
+        roleArn: lb.role.arn,
+      },
+      { ...p, dependsOn: [podIdentityAgent, lb.attachment] },
     );
     // Allow the other clouds' ranges (over the VPN) into the cluster security group.
     for (const cloud of enabledClouds(spec).filter((c) => c !== 'aws')) {
@@ -221,17 +299,57 @@ export class AwsCluster extends pulumi.ComponentResource implements ClusterHandl
       { kubeconfig: this.kubeconfig, enableServerSideApply: true },
       { parent: this, dependsOn: [this.nodeGroup] },
     );
-    new k8s.helm.v3.Release(
+    const k = { parent: this, provider: this.provider };
+    this.lbController = new k8s.helm.v3.Release(
       `${name}-aws-lb-controller`,
       {
         chart: 'aws-load-balancer-controller',
         version: '1.13.4',
         namespace: 'kube-system',
         repositoryOpts: { repo: 'https://aws.github.io/eks-charts' },
-        values: { clusterName, region: a.region, vpcId: this.vpc.id },
+        values: {
+          clusterName,
+          region: a.region,
+          vpcId: this.vpc.id,
+          serviceAccount: { create: true, name: 'aws-load-balancer-controller' },
+          // Two replicas: its webhooks gate every Service and pod in the cluster.
+          replicaCount: 2,
+        },
       },
-      { parent: this, provider: this.provider },
+      { ...k, dependsOn: [lbAssociation] },
     );
+    const metricsServer = new k8s.helm.v3.Release(
+      `${name}-metrics-server`,
+      {
+        chart: 'metrics-server',
+        version: '3.13.0',
+        namespace: 'kube-system',
+        repositoryOpts: { repo: 'https://kubernetes-sigs.github.io/metrics-server/' },
+      },
+      k,
+    );
+    // EBS volumes are zonal: bind when the pod is scheduled, in the pod's zone.
+    const storageClass = new k8s.storage.v1.StorageClass(
+      `${name}-gp3`,
+      {
+        metadata: {
+          name: 'gp3',
+          annotations: { 'storageclass.kubernetes.io/is-default-class': 'true' },
+        },
+        provisioner: 'ebs.csi.aws.com',
+        volumeBindingMode: 'WaitForFirstConsumer',
+        allowVolumeExpansion: true,
+        reclaimPolicy: 'Delete',
+        parameters: { type: 'gp3', encrypted: 'true' },
+      },
+      { ...k, dependsOn: [ebsAddon] },
+    );
+    this.addons = {
+      loadBalancers: [this.lbController],
+      storage: [storageClass],
+      metrics: [metricsServer],
+      networkPolicy: [vpcCni],
+    };
     this.registerOutputs({ clusterName: this.clusterName, kubeconfig: this.kubeconfig, vpcId: this.vpc.id });
   }
 }

@@ -1,14 +1,20 @@
 // AKS: resource group, VNet (node subnet + GatewaySubnet for the VPN gateway) and the managed cluster
-// (Azure CNI: pods take node-subnet addresses, which the VPN routes to the other clouds).
+// (Azure CNI: pods take node-subnet addresses, which the VPN routes to the other clouds). Pricing tier
+// from config (Free has no uptime SLA), local accounts off (Entra ID + Azure RBAC; whoever runs Pulumi
+// gets "Azure Kubernetes Service RBAC Cluster Admin" on the cluster to deploy), API server access
+// restricted to configured ranges or private.
 import * as azure from '@pulumi/azure-native';
 import * as k8s from '@pulumi/kubernetes';
 import * as pulumi from '@pulumi/pulumi';
 import type { StackConfig } from '../config/schema.ts';
 import { hostAddress } from '../config/cidr.ts';
-import type { ClusterHandle } from './types.ts';
+import type { ClusterAddons, ClusterHandle } from './types.ts';
+import { NO_ADDONS } from './types.ts';
 
 /** Built-in "Network Contributor" role. */
 const NETWORK_CONTRIBUTOR = '4d97b98b-1d4f-4787-a291-c67834d212e7';
+/** Built-in "Azure Kubernetes Service RBAC Cluster Admin" role. */
+const AKS_RBAC_CLUSTER_ADMIN = 'b1ff04bb-8a4e-4dc4-8eb5-8693973ce19b';
 
 export interface AzureClusterArgs {
   spec: StackConfig;
@@ -23,6 +29,7 @@ export class AzureCluster extends pulumi.ComponentResource implements ClusterHan
   readonly clusterName: pulumi.Output<string>;
   readonly kubeconfig: pulumi.Output<string>;
   readonly provider: k8s.Provider;
+  readonly addons: ClusterAddons = NO_ADDONS;
 
   constructor(name: string, args: AzureClusterArgs, opts?: pulumi.ComponentResourceOptions) {
     super('udpmesh:infra:AzureCluster', name, {}, opts);
@@ -61,6 +68,15 @@ export class AzureCluster extends pulumi.ComponentResource implements ClusterHan
         kubernetesVersion: z.kubernetesVersion,
         identity: { type: 'SystemAssigned' },
         enableRBAC: true,
+        sku: { name: 'Base', tier: z.skuTier },
+        disableLocalAccounts: true,
+        aadProfile: { managed: true, enableAzureRBAC: true },
+        apiServerAccessProfile: {
+          enablePrivateCluster: z.privateApiServer,
+          ...(z.apiServerAuthorizedCidrs.includes('0.0.0.0/0')
+            ? {}
+            : { authorizedIPRanges: z.apiServerAuthorizedCidrs }),
+        },
         agentPoolProfiles: [
           {
             name: 'system',
@@ -97,9 +113,22 @@ export class AzureCluster extends pulumi.ComponentResource implements ClusterHan
       },
       p,
     );
+    // Local accounts are off, so deploying needs an Azure RBAC role for the identity running Pulumi.
+    const client = azure.authorization.getClientConfigOutput({ parent: this });
+    const deployer = new azure.authorization.RoleAssignment(
+      `${name}-aks-deployer`,
+      {
+        principalId: client.objectId,
+        scope: this.cluster.id,
+        roleDefinitionId: pulumi.interpolate`${this.resourceGroup.id.apply((id) => id.split('/resourceGroups/')[0])}/providers/Microsoft.Authorization/roleDefinitions/${AKS_RBAC_CLUSTER_ADMIN}`,
+      },
+      p,
+    );
     this.clusterName = this.cluster.name;
+    // Entra ID kubeconfig in exec format (kubelogin on PATH; `kubelogin convert-kubeconfig -l azurecli`
+    // semantics come from KUBELOGIN env / az login).
     const creds = azure.containerservice.listManagedClusterUserCredentialsOutput(
-      { resourceGroupName: this.resourceGroup.name, resourceName: this.cluster.name },
+      { resourceGroupName: this.resourceGroup.name, resourceName: this.cluster.name, format: 'exec' },
       { parent: this },
     );
     this.kubeconfig = pulumi.secret(
@@ -112,7 +141,7 @@ export class AzureCluster extends pulumi.ComponentResource implements ClusterHan
     this.provider = new k8s.Provider(
       `${name}-k8s`,
       { kubeconfig: this.kubeconfig, enableServerSideApply: true },
-      { parent: this, dependsOn: [this.cluster] },
+      { parent: this, dependsOn: [this.cluster, deployer] },
     );
     this.registerOutputs({
       clusterName: this.clusterName,

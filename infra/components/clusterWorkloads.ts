@@ -8,12 +8,15 @@ import type { ClusterSecrets } from '../manifests/types.ts';
 import { applyManifests } from './applyManifests.ts';
 import { MeshControlPlane } from './meshControlPlane.ts';
 import { MonitoringStack } from './monitoringStack.ts';
+import type { ClusterAddons } from './types.ts';
 
 export interface ClusterWorkloadsArgs {
   spec: StackConfig;
   cloud: Cloud;
   provider: k8s.Provider;
   secrets: ClusterSecrets<pulumi.Output<string>>;
+  /** Add-ons objects wait for (LB controller, storage, metrics-server, CNI policy). */
+  addons?: ClusterAddons;
 }
 
 export class ClusterWorkloads extends pulumi.ComponentResource {
@@ -28,7 +31,20 @@ export class ClusterWorkloads extends pulumi.ComponentResource {
     const mesh = new MeshControlPlane(`${name}-istio`, { spec, cloud, provider }, { parent: this });
     const crdDependencies: pulumi.Resource[] = [mesh.base, mesh.istiod];
     if (spec.monitoring.enabled) {
-      this.monitoring = new MonitoringStack(`${name}-monitoring`, { spec, provider }, { parent: this });
+      const a = args.addons;
+      this.monitoring = new MonitoringStack(
+        `${name}-monitoring`,
+        {
+          spec,
+          provider,
+          // Its PVCs need the default StorageClass; an exposed Grafana is a LoadBalancer Service.
+          dependsOn: [
+            ...(a?.storage ?? []),
+            ...(spec.monitoring.exposeGrafana ? (a?.loadBalancers ?? []) : []),
+          ],
+        },
+        { parent: this },
+      );
       crdDependencies.push(this.monitoring.release);
     }
     const resources = applyManifests(clusterManifests(spec, cloud, args.secrets), {
@@ -36,6 +52,8 @@ export class ClusterWorkloads extends pulumi.ComponentResource {
       provider,
       parent: this,
       crdDependencies,
+      podDependencies: [mesh.istiod],
+      addons: args.addons,
     });
     this.udpService = resources.get(`Service/${spec.namespace}/udpmesh-ingress`) as k8s.core.v1.Service;
     this.udpEndpoint = this.udpService.status.apply((s) => {

@@ -50,6 +50,17 @@ export function internalLbSubnet(spec: StackConfig, cloud: Cloud): string {
   }
 }
 
+/**
+ * Where an AWS etcd member's internal NLB lives: member i takes private subnet i mod zones. An NLB with a
+ * fixed private address sits in exactly one subnet (one address per subnet), and an IP target in a zone
+ * the NLB does not span is never used, so the member's pod is pinned to that subnet's zone too. Spreading
+ * members over subnets puts members of one cloud in different zones.
+ */
+export function awsEtcdSubnet(spec: StackConfig, index: number): AwsSubnetPlan {
+  const privates = awsSubnets(spec).filter((s) => !s.public);
+  return privates[index % privates.length];
+}
+
 export interface EtcdMemberPlan {
   /** etcd member name, also the StatefulSet and Service name: etcd-<cloud>-<i>. */
   name: string;
@@ -59,6 +70,9 @@ export interface EtcdMemberPlan {
   address: string;
   peerUrl: string;
   clientUrl: string;
+  /** AWS only: the private subnet (by Name tag) of the member's NLB and the zone its pod must run in. */
+  subnetName?: string;
+  zone?: string;
 }
 
 export function etcdMembers(spec: StackConfig): EtcdMemberPlan[] {
@@ -68,7 +82,14 @@ export function etcdMembers(spec: StackConfig): EtcdMemberPlan[] {
     const sub = parseCidr(internalLbSubnet(spec, cloud));
     if (!sub) throw new Error(`invalid subnet for ${cloud}`);
     for (let index = 0; index < layout[cloud]; index++) {
-      const address = intToIp(sub.end - 10 - index);
+      let address = intToIp(sub.end - 10 - index);
+      let placement: { subnetName?: string; zone?: string } = {};
+      if (cloud === 'aws') {
+        const s = awsEtcdSubnet(spec, index);
+        const zones = awsAvailabilityZones(spec).length;
+        address = intToIp(parseCidr(s.cidr)!.end - 10 - Math.floor(index / zones));
+        placement = { subnetName: s.name, zone: s.az };
+      }
       out.push({
         name: `etcd-${cloud}-${index}`,
         cloud,
@@ -76,6 +97,7 @@ export function etcdMembers(spec: StackConfig): EtcdMemberPlan[] {
         address,
         peerUrl: `https://${address}:${spec.etcd.peerPort}`,
         clientUrl: `https://${address}:${spec.etcd.clientPort}`,
+        ...placement,
       });
     }
   }

@@ -58,6 +58,11 @@ export const awsSchema = z
     asn: privateAsn.default(64512),
     kubernetesVersion: k8sVersion.default('1.33'),
     nodePool: nodePool('t3.large'),
+    /**
+     * CIDRs allowed to reach the Kubernetes API server (whoever runs Pulumi must be inside). 0.0.0.0/0
+     * leaves it open; set your office/CI ranges for production.
+     */
+    apiServerAuthorizedCidrs: z.array(cidr).min(1).default(['0.0.0.0/0']),
   })
   .prefault({});
 
@@ -72,6 +77,13 @@ export const gcpSchema = z
     asn: privateAsn.default(64514),
     kubernetesVersion: k8sVersion.default('1.33'),
     nodePool: nodePool('e2-standard-4'),
+    /**
+     * CIDRs allowed to reach the Kubernetes API server (whoever runs Pulumi must be inside). 0.0.0.0/0
+     * leaves it open; set your office/CI ranges for production.
+     */
+    apiServerAuthorizedCidrs: z.array(cidr).min(1).default(['0.0.0.0/0']),
+    /** /28 for the GKE control plane's private endpoint (private nodes); disjoint from every mesh range. */
+    masterCidr: cidr.default('172.16.0.32/28'),
   })
   .prefault({});
 
@@ -88,6 +100,24 @@ export const azureSchema = z
     asn: privateAsn.default(65515),
     kubernetesVersion: k8sVersion.default('1.33'),
     nodePool: nodePool('Standard_D4s_v5'),
+    /**
+     * CIDRs allowed to reach the Kubernetes API server (whoever runs Pulumi must be inside). 0.0.0.0/0
+     * leaves it open; set your office/CI ranges for production.
+     */
+    apiServerAuthorizedCidrs: z.array(cidr).min(1).default(['0.0.0.0/0']),
+    /** Private API server (reachable only from the VNet and peered networks; run Pulumi from there). */
+    privateApiServer: z.boolean().default(false),
+    /** AKS pricing tier: Free has no uptime SLA; Standard (default) and Premium have one. */
+    skuTier: z.enum(['Free', 'Standard', 'Premium']).default('Standard'),
+    /**
+     * Suffix that makes the UDP endpoint's DNS label (<mesh>-udp-<suffix>.<location>.cloudapp.azure.com)
+     * unique: the label is global in the region across all Azure customers. Default: derived from the
+     * mesh, location and VNet range; set your own (6-12 lowercase letters/digits) to be sure.
+     */
+    dnsLabelSuffix: z
+      .string()
+      .regex(/^[a-z0-9]{6,12}$/, 'use 6-12 lowercase letters or digits')
+      .optional(),
   })
   .prefault({});
 
@@ -161,6 +191,23 @@ export const monitoringSchema = z
       .default('15d'),
     /** Expose Grafana through a LoadBalancer (otherwise ClusterIP, reach it with kubectl port-forward). */
     exposeGrafana: z.boolean().default(false),
+    /** PVC size for Prometheus' TSDB (and a tenth of it, at least 1Gi, for Alertmanager). */
+    storageSize: quantity.default('50Gi'),
+    /**
+     * Alertmanager receivers; alerts go to every one of them. Without any, alerts are only visible in
+     * the Alertmanager UI (the program warns). URLs and keys may be set as secrets.
+     */
+    alertReceivers: z
+      .array(
+        z.strictObject({
+          name: z.string().regex(/^[a-z0-9-]{1,40}$/, 'use 1-40 lowercase letters, digits or dashes'),
+          webhookUrl: z.url().optional(),
+          slackApiUrl: z.url().optional(),
+          slackChannel: z.string().min(1).optional(),
+          pagerdutyRoutingKey: z.string().min(1).optional(),
+        }),
+      )
+      .default([]),
   })
   .prefault({});
 
@@ -430,8 +477,19 @@ function crossFieldIssues(spec: StackConfig): StackConfigIssue[] {
   const portKeys: { key: string; port: number }[] = [
     ...r.ingressPorts.map((p, i) => ({ key: `replicator.ingressPorts[${i}]`, port: p })),
     { key: 'replicator.replicationPort', port: r.replicationPort },
+    // Worker i of `workers` binds replicationPort + i (replicator/workers.ts): each one must be free too.
+    ...Array.from({ length: r.workers - 1 }, (_, i) => ({
+      key: `replicator.workers (worker ${i + 1} replication port)`,
+      port: r.replicationPort + i + 1,
+    })),
     { key: 'replicator.metricsPort', port: r.metricsPort },
   ];
+  if (r.replicationPort + r.workers - 1 > 65535) {
+    issues.push({
+      key: 'replicator.workers',
+      message: `workers bind replicationPort..replicationPort+${r.workers - 1}, past 65535; lower replicator.replicationPort`,
+    });
+  }
   for (let i = 0; i < portKeys.length; i++) {
     for (let j = 0; j < i; j++) {
       if (portKeys[i].port === portKeys[j].port) {
@@ -512,6 +570,20 @@ function crossFieldIssues(spec: StackConfig): StackConfigIssue[] {
       }
     }
   }
+  // Alertmanager receivers: unique names, exactly one destination each.
+  const seenReceivers = new Set<string>();
+  spec.monitoring.alertReceivers.forEach((rc, i) => {
+    const targets = [rc.webhookUrl, rc.slackApiUrl, rc.pagerdutyRoutingKey].filter((x) => x !== undefined);
+    if (targets.length !== 1)
+      issues.push({
+        key: `monitoring.alertReceivers[${i}]`,
+        message: 'give exactly one of webhookUrl, slackApiUrl (with slackChannel) or pagerdutyRoutingKey',
+      });
+    if (seenReceivers.has(rc.name))
+      issues.push({ key: `monitoring.alertReceivers[${i}].name`, message: `"${rc.name}" is used twice` });
+    seenReceivers.add(rc.name);
+  });
+
   // Member replacement: names of planned members, and the rest must still hold quorum.
   if (clouds.length > 0 && spec.etcd.replaceMembers.length > 0) {
     const layout = etcdLayout(spec);

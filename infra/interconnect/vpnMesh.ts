@@ -61,13 +61,17 @@ export class Interconnect extends pulumi.ComponentResource {
     if (clouds.includes('azure') && args.azure) sides.azure = this.azureSide(name, spec, args.azure);
 
     for (const link of this.links) {
+      // AWS accepts 8-64 letters, digits, '.' and '_' and rejects a key starting with '0'; a random draw
+      // may start with a digit, so every key starts with a fixed letter (also valid for GCP and Azure).
       const keys = link.tunnels.map((t) =>
         pulumi.secret(
-          new random.RandomPassword(
-            `${name}-${link.name}-psk-${t.index}`,
-            { length: 48, special: false },
-            { parent: this },
-          ).result,
+          pulumi.interpolate`k${
+            new random.RandomPassword(
+              `${name}-${link.name}-psk-${t.index}`,
+              { length: 48, special: false },
+              { parent: this },
+            ).result
+          }`,
         ),
       );
       this.sharedKeys[link.name] = keys;

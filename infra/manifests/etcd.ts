@@ -39,7 +39,8 @@ export function internalLbAnnotations(spec: StackConfig, member: EtcdMemberPlan)
         'service.beta.kubernetes.io/aws-load-balancer-type': 'external',
         'service.beta.kubernetes.io/aws-load-balancer-nlb-target-type': 'ip',
         'service.beta.kubernetes.io/aws-load-balancer-scheme': 'internal',
-        'service.beta.kubernetes.io/aws-load-balancer-subnets': `${spec.mesh}-aws-private-0`,
+        'service.beta.kubernetes.io/aws-load-balancer-subnets':
+          member.subnetName ?? `${spec.mesh}-aws-private-0`,
         'service.beta.kubernetes.io/aws-load-balancer-private-ipv4-addresses': member.address,
       };
     case 'gcp':
@@ -146,6 +147,21 @@ function memberManifests<S>(
         spec: {
           terminationGracePeriodSeconds: 30,
           affinity: {
+            ...(member.zone
+              ? {
+                  nodeAffinity: {
+                    requiredDuringSchedulingIgnoredDuringExecution: {
+                      nodeSelectorTerms: [
+                        {
+                          matchExpressions: [
+                            { key: 'topology.kubernetes.io/zone', operator: 'In', values: [member.zone] },
+                          ],
+                        },
+                      ],
+                    },
+                  },
+                }
+              : {}),
             podAntiAffinity: {
               requiredDuringSchedulingIgnoredDuringExecution: [
                 { topologyKey: 'kubernetes.io/hostname', labelSelector: { matchLabels: selector(ETCD) } },

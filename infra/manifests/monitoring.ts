@@ -1,6 +1,7 @@
 // Pure monitoring manifests: ServiceMonitors (replicator via Istio's merged metrics port, etcd via its
 // plaintext metrics listener), the PrometheusRule and the Grafana dashboard ConfigMap.
 import type { Cloud, StackConfig } from '../config/schema.ts';
+import { etcdLayout } from '../config/schema.ts';
 import { alertRuleGroups } from '../monitoring/alertRules.ts';
 import { udpmeshDashboard } from '../monitoring/dashboard.ts';
 import { ETCD } from './etcd.ts';
@@ -40,7 +41,12 @@ export function monitoringManifests(spec: StackConfig, cloud: Cloud): K8sObject[
       apiVersion: 'monitoring.coreos.com/v1',
       kind: 'PrometheusRule',
       metadata: { name: 'udpmesh', namespace: ns, labels: l },
-      spec: { groups: alertRuleGroups(spec.etcd.interCloudRttMs) },
+      spec: {
+        groups: alertRuleGroups(
+          spec.etcd.interCloudRttMs,
+          Object.values(etcdLayout(spec)).reduce((a, b) => a + b, 0),
+        ),
+      },
     },
     {
       apiVersion: 'v1',

@@ -18,6 +18,27 @@ export const ETCD_CLIENT_TLS_DIR = '/etc/udpmesh-etcd';
 /** Istio's sidecar agent serves merged app + Envoy metrics here (plaintext, for Prometheus). */
 export const ISTIO_MERGED_METRICS_PORT = 15020;
 
+/** The UDP replication ports of one pod: worker i binds replicationPort + i (replicator/workers.ts). */
+export function replicationPorts(spec: StackConfig): number[] {
+  const r = spec.replicator;
+  return Array.from({ length: r.workers }, (_, i) => r.replicationPort + i);
+}
+
+/**
+ * The UDP endpoint's DNS label on Azure. Labels are global within a region across all Azure customers
+ * (<label>.<location>.cloudapp.azure.com), so the mesh name alone collides with anyone else's: add the
+ * configured suffix, or one derived from the mesh, location and VNet range.
+ */
+export function azureDnsLabel(spec: StackConfig): string {
+  const suffix =
+    spec.azure.dnsLabelSuffix ??
+    createHash('sha256')
+      .update(`${spec.mesh}|${spec.azure.location}|${spec.azure.vpcCidr}`)
+      .digest('hex')
+      .slice(0, 8);
+  return `${spec.mesh}-udp-${suffix}`;
+}
+
 /** The replicator config file (shape: replicator/config/schema.ts) for one cluster. */
 export function replicatorConfig(spec: StackConfig, cloud: Cloud): Record<string, unknown> {
   const r = spec.replicator;
@@ -57,23 +78,33 @@ export function replicatorConfig(spec: StackConfig, cloud: Cloud): Record<string
 /** Cloud-specific annotations of the public UDP load balancer. */
 export function udpServiceAnnotations(spec: StackConfig, cloud: Cloud): Record<string, string> {
   switch (cloud) {
-    case 'aws':
-      // AWS Load Balancer Controller NLB; UDP target groups need a TCP health check (ip targets).
+    case 'aws': {
+      // AWS Load Balancer Controller NLB with ip targets. UDP target groups cannot be probed over UDP: the
+      // health check is HTTP /readyz on the metrics port, which the sidecar does not intercept, so it asks
+      // the replicator itself (a TCP check on a captured port would only test Envoy). Deregistration waits
+      // the drain deadline, then ends the remaining UDP flows so clients re-hash to live targets.
+      const drainSeconds = Math.ceil(spec.replicator.drainDeadlineMs / 1000);
       return {
         'service.beta.kubernetes.io/aws-load-balancer-type': 'external',
         'service.beta.kubernetes.io/aws-load-balancer-nlb-target-type': 'ip',
         'service.beta.kubernetes.io/aws-load-balancer-scheme': 'internet-facing',
-        'service.beta.kubernetes.io/aws-load-balancer-healthcheck-protocol': 'TCP',
+        'service.beta.kubernetes.io/aws-load-balancer-healthcheck-protocol': 'HTTP',
+        'service.beta.kubernetes.io/aws-load-balancer-healthcheck-path': '/readyz',
         'service.beta.kubernetes.io/aws-load-balancer-healthcheck-port': String(spec.replicator.metricsPort),
+        'service.beta.kubernetes.io/aws-load-balancer-healthcheck-interval': '10',
+        'service.beta.kubernetes.io/aws-load-balancer-healthcheck-healthy-threshold': '2',
+        'service.beta.kubernetes.io/aws-load-balancer-healthcheck-unhealthy-threshold': '2',
         'service.beta.kubernetes.io/aws-load-balancer-cross-zone-load-balancing-enabled': 'true',
+        'service.beta.kubernetes.io/aws-load-balancer-target-group-attributes': `deregistration_delay.timeout_seconds=${drainSeconds},deregistration_delay.connection_termination.enabled=true`,
       };
+    }
     case 'gcp':
       // Backend-service-based external passthrough Network LB (supports UDP).
       return { 'cloud.google.com/l4-rbs': 'enabled' };
     case 'azure':
       // Azure LB cannot probe UDP: the Service sets externalTrafficPolicy Local, so the LB probes kube-proxy's
       // health node port (HTTP) and only nodes running a replicator receive traffic. The DNS label gives a stable FQDN.
-      return { 'service.beta.kubernetes.io/azure-dns-label-name': `${spec.mesh}-udp` };
+      return { 'service.beta.kubernetes.io/azure-dns-label-name': azureDnsLabel(spec) };
   }
 }
 
@@ -91,14 +122,26 @@ export function replicatorManifests<S>(
   const r = spec.replicator;
   const l = labels(REPLICATOR, cloud);
   const sel = selector(REPLICATOR);
-  const udpPorts = [...r.ingressPorts, r.replicationPort].join(',');
+  const udpPorts = [...r.ingressPorts, ...replicationPorts(spec)].join(',');
+  // The metrics port serves /healthz and /readyz: keep it out of the sidecar so load balancer health
+  // checks reach the replicator, not Envoy (kubelet probes are rewritten through the agent anyway).
+  const inboundExcluded = [...r.ingressPorts, ...replicationPorts(spec), r.metricsPort].join(',');
   const graceSeconds = Math.ceil(r.drainDeadlineMs / 1000) + 15;
   const remoteRanges = meshPrivateRanges(spec);
 
   const namespace: K8sObject = {
     apiVersion: 'v1',
     kind: 'Namespace',
-    metadata: { name: ns, labels: { ...labels('udpmesh', cloud), 'istio-injection': 'enabled' } },
+    metadata: {
+      name: ns,
+      labels: {
+        ...labels('udpmesh', cloud),
+        'istio-injection': 'enabled',
+        // NLB ip targets: pods get the controller's readiness gate, so a rolling update waits until the
+        // new pod is a healthy target before the old one goes (no datagrams into a not-yet-registered pod).
+        ...(cloud === 'aws' ? { 'elbv2.k8s.aws/pod-readiness-gate-inject': 'enabled' } : {}),
+      },
+    },
   };
   const serviceAccount: K8sObject = {
     apiVersion: 'v1',
@@ -158,7 +201,7 @@ export function replicatorManifests<S>(
     kind: 'Deployment',
     metadata: { name: REPLICATOR, namespace: ns, labels: l },
     spec: {
-      replicas: r.replicas,
+      // No `replicas`: the HPA owns the scale (a field manager setting it would fight kube-controller-manager).
       selector: { matchLabels: sel },
       strategy: { type: 'RollingUpdate', rollingUpdate: { maxUnavailable: 0, maxSurge: 1 } },
       template: {
@@ -168,7 +211,7 @@ export function replicatorManifests<S>(
             // Roll the pods when the config file changes.
             'checksum/config': createHash('sha256').update(configYaml).digest('hex'),
             // Istio cannot proxy UDP: keep the UDP ports out of the sidecar's capture.
-            'traffic.sidecar.istio.io/excludeInboundPorts': udpPorts,
+            'traffic.sidecar.istio.io/excludeInboundPorts': inboundExcluded,
             'traffic.sidecar.istio.io/excludeOutboundPorts': udpPorts,
             // Metrics merging: the sidecar agent re-serves /metrics on 15020 for Prometheus (9100 itself is STRICT mTLS).
             'prometheus.io/scrape': 'true',
@@ -222,7 +265,11 @@ export function replicatorManifests<S>(
                   containerPort: p,
                   protocol: 'UDP',
                 })),
-                { name: 'udp-replication', containerPort: r.replicationPort, protocol: 'UDP' },
+                ...replicationPorts(spec).map((p, i) => ({
+                  name: i === 0 ? 'udp-replication' : `udp-repl-${i}`,
+                  containerPort: p,
+                  protocol: 'UDP',
+                })),
                 { name: 'http-metrics', containerPort: r.metricsPort, protocol: 'TCP' },
               ],
               env: [
@@ -311,7 +358,13 @@ export function replicatorManifests<S>(
         // Replication only from the mesh's private ranges (over the interconnect).
         {
           from: remoteRanges.map((cidr) => ({ ipBlock: { cidr } })),
-          ports: [{ protocol: 'UDP', port: r.replicationPort }],
+          ports: [
+            {
+              protocol: 'UDP',
+              port: r.replicationPort,
+              ...(r.workers > 1 ? { endPort: r.replicationPort + r.workers - 1 } : {}),
+            },
+          ],
         },
         // Metrics/health: kubelet probes, Prometheus and the LB health check.
         {

@@ -1,6 +1,13 @@
-// Prometheus alert rules for the replicator (udpmesh_* metrics) and etcd (adapted from etcd's
+// Prometheus alert rules for the replicator (udpmesh_* metrics) and udpmesh's etcd (adapted from etcd's
 // upstream etcd3_alert.rules / mixin). Pure data: the PrometheusRule manifest, `promtool check rules`
 // and the promtool unit tests in test/infra all use these same groups.
+//
+// The etcd alerts are named UdpmeshEtcd* and select only job="etcd" (udpmesh's ServiceMonitor), so they
+// are never confused with kube-prometheus-stack's own etcd* rules for the Kubernetes etcd (turned off on
+// managed clusters anyway). Each cloud's Prometheus scrapes only that cloud's members, so quorum is judged
+// from what the members report about the whole cluster (etcd_network_active_peers, has_leader) against
+// quorum of the configured total, never from local `up` counts (2 of a 2/2/1 layout down in one cloud is
+// not a lost quorum; 1 local member seeing no peers is).
 
 export interface AlertRule {
   alert: string;
@@ -35,7 +42,7 @@ export function defaultThresholds(interCloudRttMs: number): AlertThresholds {
   };
 }
 
-const ETCD = 'job=~".*etcd.*"';
+const ETCD = 'job="etcd"';
 /** udpmesh_dropped_datagrams_total reasons that mean an accepted datagram was lost. */
 export const LOSS_REASONS = 'gap_timeout|sender_skipped|peer_backlog_overflow|no_backend|send_error|late';
 
@@ -105,32 +112,45 @@ export function replicatorRules(t: AlertThresholds): RuleGroup {
   };
 }
 
-export function etcdRules(t: AlertThresholds): RuleGroup {
+export function etcdRules(t: AlertThresholds, members: number): RuleGroup {
   return {
-    name: 'etcd',
+    name: 'udpmesh-etcd',
     rules: [
       {
-        alert: 'etcdMembersDown',
+        alert: 'UdpmeshEtcdMembersDown',
         expr: `max without (endpoint) (sum without (instance, pod) (up{${ETCD}} == bool 0) or count without (To) (sum without (instance, pod) (rate(etcd_network_peer_sent_failures_total{${ETCD}}[2m])) > 0.01)) > 0`,
         for: '10m',
         labels: { severity: 'critical' },
         annotations: {
-          summary: 'etcd cluster members are down',
-          description: 'etcd cluster "{{ $labels.job }}": members are down ({{ $value }}).',
+          summary: 'udpmesh etcd members in this cloud are down',
+          description:
+            'etcd cluster "{{ $labels.job }}": {{ $value }} members in this cloud are down or failing to send to peers.',
         },
       },
       {
-        alert: 'etcdInsufficientMembers',
-        expr: `sum without (instance, pod) (up{${ETCD}} == bool 1) < ((count without (instance, pod) (up{${ETCD}}) + 1) / 2)`,
-        for: '3m',
+        alert: 'UdpmeshEtcdQuorumLost',
+        // The best-connected local member sees fewer than quorum members (itself + active peers), or no
+        // local member has a leader.
+        expr: `(max(count by (instance) (etcd_network_active_peers{${ETCD}} > 0) + 1) < ${quorumOf(members)}) or (max(etcd_server_has_leader{${ETCD}}) == 0)`,
+        for: '2m',
         labels: { severity: 'critical' },
         annotations: {
-          summary: 'etcd cluster has insufficient number of members',
-          description: 'etcd cluster "{{ $labels.job }}": insufficient members ({{ $value }}).',
+          summary: 'udpmesh etcd has lost quorum',
+          description: `No member in this cloud reaches ${quorumOf(members)} of the ${members} etcd members: writes (membership, sessions) stop everywhere.`,
         },
       },
       {
-        alert: 'etcdNoLeader',
+        alert: 'UdpmeshEtcdMembersUnreachable',
+        expr: `${members} - max(count by (instance) (etcd_network_active_peers{${ETCD}} > 0) + 1) > 0`,
+        for: '10m',
+        labels: { severity: 'warning' },
+        annotations: {
+          summary: 'udpmesh etcd members are unreachable',
+          description: `{{ $value }} of the ${members} etcd members are unreachable from this cloud; the cluster tolerates ${members - quorumOf(members)}.`,
+        },
+      },
+      {
+        alert: 'UdpmeshEtcdNoLeader',
         expr: `etcd_server_has_leader{${ETCD}} == 0`,
         for: '1m',
         labels: { severity: 'critical' },
@@ -140,7 +160,7 @@ export function etcdRules(t: AlertThresholds): RuleGroup {
         },
       },
       {
-        alert: 'etcdHighNumberOfLeaderChanges',
+        alert: 'UdpmeshEtcdHighNumberOfLeaderChanges',
         expr: `increase((max without (instance, pod) (etcd_server_leader_changes_seen_total{${ETCD}}) or 0 * absent(etcd_server_leader_changes_seen_total{${ETCD}}))[15m:1m]) >= 4`,
         for: '5m',
         labels: { severity: 'warning' },
@@ -151,7 +171,7 @@ export function etcdRules(t: AlertThresholds): RuleGroup {
         },
       },
       {
-        alert: 'etcdHighNumberOfFailedGRPCRequests',
+        alert: 'UdpmeshEtcdHighNumberOfFailedGRPCRequests',
         expr: `100 * sum without (grpc_type, grpc_code) (rate(grpc_server_handled_total{${ETCD}, grpc_code=~"Unknown|FailedPrecondition|ResourceExhausted|Internal|Unavailable|DataLoss|DeadlineExceeded"}[5m])) / sum without (grpc_type, grpc_code) (rate(grpc_server_handled_total{${ETCD}}[5m])) > 5`,
         for: '5m',
         labels: { severity: 'critical' },
@@ -162,7 +182,7 @@ export function etcdRules(t: AlertThresholds): RuleGroup {
         },
       },
       {
-        alert: 'etcdMemberCommunicationSlow',
+        alert: 'UdpmeshEtcdMemberCommunicationSlow',
         expr: `histogram_quantile(0.99, rate(etcd_network_peer_round_trip_time_seconds_bucket{${ETCD}}[5m])) > ${t.etcdPeerRttSeconds}`,
         for: '10m',
         labels: { severity: 'warning' },
@@ -173,7 +193,7 @@ export function etcdRules(t: AlertThresholds): RuleGroup {
         },
       },
       {
-        alert: 'etcdHighFsyncDurations',
+        alert: 'UdpmeshEtcdHighFsyncDurations',
         expr: `histogram_quantile(0.99, rate(etcd_disk_wal_fsync_duration_seconds_bucket{${ETCD}}[5m])) > 0.5`,
         for: '10m',
         labels: { severity: 'warning' },
@@ -184,7 +204,7 @@ export function etcdRules(t: AlertThresholds): RuleGroup {
         },
       },
       {
-        alert: 'etcdHighCommitDurations',
+        alert: 'UdpmeshEtcdHighCommitDurations',
         expr: `histogram_quantile(0.99, rate(etcd_disk_backend_commit_duration_seconds_bucket{${ETCD}}[5m])) > 0.25`,
         for: '10m',
         labels: { severity: 'warning' },
@@ -195,7 +215,7 @@ export function etcdRules(t: AlertThresholds): RuleGroup {
         },
       },
       {
-        alert: 'etcdDatabaseQuotaLowSpace',
+        alert: 'UdpmeshEtcdDatabaseQuotaLowSpace',
         expr: `(last_over_time(etcd_mvcc_db_total_size_in_bytes{${ETCD}}[5m]) / last_over_time(etcd_server_quota_backend_bytes{${ETCD}}[5m])) * 100 > 95`,
         for: '10m',
         labels: { severity: 'critical' },
@@ -209,7 +229,10 @@ export function etcdRules(t: AlertThresholds): RuleGroup {
   };
 }
 
-export function alertRuleGroups(interCloudRttMs: number): RuleGroup[] {
+const quorumOf = (n: number) => Math.floor(n / 2) + 1;
+
+/** `etcdMembers`: total members of the etcd cluster across every cloud (the quorum base). */
+export function alertRuleGroups(interCloudRttMs: number, etcdMembers = 3): RuleGroup[] {
   const t = defaultThresholds(interCloudRttMs);
-  return [replicatorRules(t), etcdRules(t)];
+  return [replicatorRules(t), etcdRules(t, etcdMembers)];
 }

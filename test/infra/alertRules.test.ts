@@ -63,31 +63,40 @@ const FIRES: Record<
     evalAt: '10m',
     labels: { namespace: 'udpmesh', severity: 'warning' },
   },
-  etcdMembersDown: {
+  UdpmeshEtcdMembersDown: {
     series: [{ series: `up{${E}}`, values: '0x30' }],
     evalAt: '20m',
     labels: { job: 'etcd', namespace: 'udpmesh', severity: 'critical' },
   },
-  etcdInsufficientMembers: {
+  // 5 members (2/2/1); the local member sees 1 active peer: 2 < quorum 3.
+  UdpmeshEtcdQuorumLost: {
     series: [
-      { series: 'up{job="etcd",instance="a",namespace="udpmesh"}', values: '0x30' },
-      { series: 'up{job="etcd",instance="b",namespace="udpmesh"}', values: '0x30' },
-      { series: 'up{job="etcd",instance="c",namespace="udpmesh"}', values: '1x30' },
+      { series: 'etcd_network_active_peers{job="etcd",instance="a",Local="1",Remote="2"}', values: '1x30' },
+      { series: 'etcd_network_active_peers{job="etcd",instance="a",Local="1",Remote="3"}', values: '0x30' },
+      { series: 'etcd_server_has_leader{job="etcd",instance="a"}', values: '1x30' },
     ],
     evalAt: '10m',
-    labels: { job: 'etcd', namespace: 'udpmesh', severity: 'critical' },
+    labels: { severity: 'critical' },
   },
-  etcdNoLeader: {
+  UdpmeshEtcdMembersUnreachable: {
+    series: [
+      { series: 'etcd_network_active_peers{job="etcd",instance="a",Local="1",Remote="2"}', values: '1x30' },
+      { series: 'etcd_network_active_peers{job="etcd",instance="a",Local="1",Remote="3"}', values: '1x30' },
+    ],
+    evalAt: '20m',
+    labels: { severity: 'warning' },
+  },
+  UdpmeshEtcdNoLeader: {
     series: [{ series: `etcd_server_has_leader{${E}}`, values: '0x30' }],
     evalAt: '5m',
     labels: { job: 'etcd', instance: '10.0.0.1:2381', namespace: 'udpmesh', severity: 'critical' },
   },
-  etcdHighNumberOfLeaderChanges: {
+  UdpmeshEtcdHighNumberOfLeaderChanges: {
     series: [{ series: `etcd_server_leader_changes_seen_total{${E}}`, values: '0+1x30' }],
     evalAt: '25m',
     labels: { job: 'etcd', namespace: 'udpmesh', severity: 'warning' },
   },
-  etcdHighNumberOfFailedGRPCRequests: {
+  UdpmeshEtcdHighNumberOfFailedGRPCRequests: {
     series: [
       {
         series: `grpc_server_handled_total{${E},grpc_method="Put",grpc_code="OK",grpc_type="unary"}`,
@@ -109,11 +118,11 @@ const FIRES: Record<
   },
 };
 for (const [alert, metric, le] of [
-  ['etcdMemberCommunicationSlow', 'etcd_network_peer_round_trip_time_seconds_bucket', '0.2'],
-  ['etcdHighFsyncDurations', 'etcd_disk_wal_fsync_duration_seconds_bucket', '1'],
-  ['etcdHighCommitDurations', 'etcd_disk_backend_commit_duration_seconds_bucket', '0.5'],
+  ['UdpmeshEtcdMemberCommunicationSlow', 'etcd_network_peer_round_trip_time_seconds_bucket', '0.2'],
+  ['UdpmeshEtcdHighFsyncDurations', 'etcd_disk_wal_fsync_duration_seconds_bucket', '1'],
+  ['UdpmeshEtcdHighCommitDurations', 'etcd_disk_backend_commit_duration_seconds_bucket', '0.5'],
 ] as const) {
-  const extra = alert === 'etcdMemberCommunicationSlow' ? ',To="peer1"' : '';
+  const extra = alert === 'UdpmeshEtcdMemberCommunicationSlow' ? ',To="peer1"' : '';
   FIRES[alert] = {
     series: [
       { series: `${metric}{${E}${extra},le="${le}"}`, values: '0x40' },
@@ -129,7 +138,7 @@ for (const [alert, metric, le] of [
     },
   };
 }
-FIRES.etcdDatabaseQuotaLowSpace = {
+FIRES.UdpmeshEtcdDatabaseQuotaLowSpace = {
   series: [
     { series: `etcd_mvcc_db_total_size_in_bytes{${E}}`, values: '990x30' },
     { series: `etcd_server_quota_backend_bytes{${E}}`, values: '1000x30' },
@@ -140,7 +149,7 @@ FIRES.etcdDatabaseQuotaLowSpace = {
 
 describe('alert rules (promtool)', function () {
   this.timeout(60_000);
-  const groups = alertRuleGroups(60);
+  const groups = alertRuleGroups(60, 5);
   const dir = mkdtempSync(join(tmpdir(), 'udpmesh-rules-'));
   const rulesFile = join(dir, 'rules.yaml');
   let reported = false;
@@ -186,6 +195,20 @@ describe('alert rules (promtool)', function () {
         { series: 'udpmesh_peer_up{namespace="udpmesh",pod="a",peer="gcp"}', values: '1x30' },
         { series: 'udpmesh_etcd_up{namespace="udpmesh",pod="a"}', values: '1x30' },
         { series: `etcd_server_has_leader{${E}}`, values: '1x30' },
+        // GCP's view of a 2/2/1 cluster with its other member down: 3 of 5 reachable, quorum kept.
+        { series: 'up{job="etcd",instance="b",namespace="udpmesh"}', values: '0x30' },
+        {
+          series: 'etcd_network_active_peers{job="etcd",instance="10.0.0.1:2381",Local="1",Remote="2"}',
+          values: '1x30',
+        },
+        {
+          series: 'etcd_network_active_peers{job="etcd",instance="10.0.0.1:2381",Local="1",Remote="3"}',
+          values: '1x30',
+        },
+        {
+          series: 'etcd_network_active_peers{job="etcd",instance="10.0.0.1:2381",Local="1",Remote="4"}',
+          values: '0x30',
+        },
         { series: 'udpmesh_ingress_datagrams_total{namespace="udpmesh",pod="a"}', values: '0+1000x30' },
         {
           series:
@@ -193,9 +216,13 @@ describe('alert rules (promtool)', function () {
           values: '0+1x30',
         },
       ],
-      alert_rule_test: ['UdpmeshPeerDown', 'UdpmeshEtcdUnreachable', 'etcdNoLeader', 'UdpmeshPacketLoss'].map(
-        (alertname) => ({ eval_time: '20m', alertname, exp_alerts: [] }),
-      ),
+      alert_rule_test: [
+        'UdpmeshPeerDown',
+        'UdpmeshEtcdUnreachable',
+        'UdpmeshEtcdNoLeader',
+        'UdpmeshPacketLoss',
+        'UdpmeshEtcdQuorumLost',
+      ].map((alertname) => ({ eval_time: '20m', alertname, exp_alerts: [] })),
     } as never);
     // promtool compares annotations exactly; the unit tests check expressions, labels and `for`, so they
     // run against the same rules with annotations removed (check rules above covers the real file).

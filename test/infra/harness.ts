@@ -17,6 +17,22 @@ export interface RecordedProps {
   name: string;
   props: Record<string, unknown>;
   opts: pulumi.CustomResourceOptions;
+  resource: pulumi.Resource;
+}
+
+/**
+ * What a random password generator may legally return for these inputs, worst case first: a leading
+ * '0' when digits are allowed and a special character when specials are allowed (providers reject some
+ * such values, e.g. an AWS VPN pre-shared key starting with 0), padded with letters from the name.
+ */
+export function worstCaseRandom(name: string, inputs: Record<string, any>): string {
+  const length = Number(inputs.length ?? 16);
+  let s = '';
+  if (inputs.numeric !== false) s += '0';
+  if (inputs.special !== false) s += '!';
+  const letters = name.replace(/[^a-z]/gi, '').toLowerCase() || 'x';
+  while (s.length < length) s += letters;
+  return s.slice(0, length);
 }
 
 const SECRET_SIG = '4dabf18193072939515e22adb298388d';
@@ -64,7 +80,8 @@ function mockOutputs(type: string, name: string, inputs: Record<string, any>): R
     case 'azure-native:network:PublicIPAddress':
       return { ipAddress: `203.0.113.${name.endsWith('0') ? 20 : 21}` };
     case 'random:index/randomPassword:RandomPassword':
-      return { result: `mock-password-${name}` };
+    case 'random:index/randomString:RandomString':
+      return { result: worstCaseRandom(name, inputs) };
     case 'tls:index/privateKey:PrivateKey':
       return { privateKeyPem: `-----BEGIN PRIVATE KEY-----\n${name}\n-----END PRIVATE KEY-----\n` };
     case 'tls:index/selfSignedCert:SelfSignedCert':
@@ -134,7 +151,13 @@ export async function runProgram(spec: StackConfig): Promise<RunResult> {
     spec,
     transformations: [
       (args) => {
-        props.push({ type: args.type, name: args.name, props: args.props, opts: args.opts });
+        props.push({
+          type: args.type,
+          name: args.name,
+          props: args.props,
+          opts: args.opts,
+          resource: args.resource,
+        });
         created.push(args.resource);
         return undefined;
       },

@@ -34,9 +34,10 @@ describe('monitoring content', () => {
       'UdpmeshReplicationLag',
       'UdpmeshRetransmitRateHigh',
       'UdpmeshPeerDown',
-      'etcdNoLeader',
-      'etcdMembersDown',
-      'etcdDatabaseQuotaLowSpace',
+      'UdpmeshEtcdNoLeader',
+      'UdpmeshEtcdMembersDown',
+      'UdpmeshEtcdQuorumLost',
+      'UdpmeshEtcdDatabaseQuotaLowSpace',
     ]) {
       assert.ok(names.includes(n), n);
     }
@@ -46,7 +47,7 @@ describe('monitoring content', () => {
     const slow = (rtt: number) =>
       alertRuleGroups(rtt)
         .flatMap((g) => g.rules)
-        .find((r) => r.alert === 'etcdMemberCommunicationSlow')!.expr;
+        .find((r) => r.alert === 'UdpmeshEtcdMemberCommunicationSlow')!.expr;
     assert.match(slow(60), /> 0\.18$/);
     assert.match(slow(20), /> 0\.15$/);
   });

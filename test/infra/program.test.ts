@@ -15,7 +15,7 @@ import { planInterconnect } from '../../infra/interconnect/plan.ts';
 import { clusterManifests } from '../../infra/manifests/index.ts';
 import { parseUdpmeshOutputs, SECRET_OUTPUTS } from '../../infra/outputs.ts';
 import type { RunResult } from './harness.ts';
-import { ofType, promiseOf, runProgram } from './harness.ts';
+import { ofType, promiseOf, runProgram, worstCaseRandom } from './harness.ts';
 
 const subsets: Cloud[][] = [];
 for (let mask = 1; mask < 8; mask++) subsets.push(CLOUDS.filter((_, i) => mask & (1 << i)));
@@ -51,8 +51,10 @@ describe('infra program (mocks): every subset of clouds', function () {
         assert.equal(ofType(run, 'aws:eks/nodeGroup:NodeGroup').length, clouds.includes('aws') ? 1 : 0);
         assert.equal(ofType(run, 'gcp:container/nodePool:NodePool').length, clouds.includes('gcp') ? 1 : 0);
         assert.equal(ofType(run, 'pulumi:providers:kubernetes').length, clouds.length);
-        // AKS may create internal load balancers in its BYO VNet.
-        const ra = ofType(run, 'azure-native:authorization:RoleAssignment');
+        // AKS may create internal load balancers in its BYO VNet (the deployer's AKS RBAC role is the other).
+        const ra = ofType(run, 'azure-native:authorization:RoleAssignment').filter((r) =>
+          r.name.endsWith('-network-contributor'),
+        );
         assert.equal(ra.length, clouds.includes('azure') ? 1 : 0);
         for (const r of ra) {
           assert.equal(r.inputs.principalId, 'aks-principal');
@@ -246,7 +248,7 @@ describe('infra program (mocks): every subset of clouds', function () {
           if (cloud === 'aws') {
             assert.equal(ann['service.beta.kubernetes.io/aws-load-balancer-type'], 'external');
             assert.equal(ann['service.beta.kubernetes.io/aws-load-balancer-scheme'], 'internet-facing');
-            assert.equal(ann['service.beta.kubernetes.io/aws-load-balancer-healthcheck-protocol'], 'TCP');
+            assert.equal(ann['service.beta.kubernetes.io/aws-load-balancer-healthcheck-protocol'], 'HTTP');
             assert.equal(
               ann['service.beta.kubernetes.io/aws-load-balancer-healthcheck-port'],
               String(spec.replicator.metricsPort),
@@ -333,7 +335,11 @@ describe('infra program (mocks): every subset of clouds', function () {
           assert.ok(pod.spec.terminationGracePeriodSeconds * 1000 > spec.replicator.drainDeadlineMs);
           assert.ok(pod.spec.affinity.podAntiAffinity);
           const udp = [...spec.replicator.ingressPorts, spec.replicator.replicationPort].join(',');
-          assert.equal(pod.metadata.annotations['traffic.sidecar.istio.io/excludeInboundPorts'], udp);
+          // Inbound also bypasses the sidecar on the health/metrics port, so LB checks reach the replicator.
+          assert.equal(
+            pod.metadata.annotations['traffic.sidecar.istio.io/excludeInboundPorts'],
+            `${udp},${spec.replicator.metricsPort}`,
+          );
           assert.equal(pod.metadata.annotations['traffic.sidecar.istio.io/excludeOutboundPorts'], udp);
           const c = pod.spec.containers[0];
           assert.deepEqual(c.command.slice(-2), ['--config', '/etc/udpmesh/config.yaml']);
@@ -427,7 +433,7 @@ describe('infra program (mocks): every subset of clouds', function () {
 
       it('registers exactly the objects the manifest function renders', async () => {
         for (const cloud of clouds) {
-          const pw = (n: string) => `mock-password-${n}`;
+          const pw = (n: string) => worstCaseRandom(n, { length: 64, special: false });
           const pem = (kind: string, n: string) => `-----BEGIN ${kind}-----\n${n}\n-----END ${kind}-----\n`;
           const members = Object.fromEntries(
             etcdMembers(spec)
