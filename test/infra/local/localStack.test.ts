@@ -1,6 +1,7 @@
 // The local target under the real Pulumi engine (scripts/install-pulumi-engine.sh), the way a user runs
 // it: `pulumi stack init local`, a preview refused because a port is taken (nothing started), `pulumi up`
-// (real etcd, replicators, echo backends, Prometheus; datagrams through every cloud), a replicator
+// (real etcd, replicators, echo backends, Prometheus; datagrams through every cloud), a setting the
+// replicators reload from etcd applied without a restart, a replicator
 // SIGKILLed → `pulumi refresh` records it dead → `pulumi up` restarts only that one, a consumer project
 // reads the outputs through the StackReference helper, and `pulumi destroy` leaves nothing running and
 // every port free. The dynamic providers run in Pulumi's own provider process here, so this is also the
@@ -120,7 +121,7 @@ describe('local target under the real Pulumi engine', function () {
   const replicatorOf = (res: StateResource[], cloud: string) =>
     res.find((r) => r.type.endsWith('LocalReplicator') && r.urn.endsWith(`::${cloud}-replicator`))!.outputs!;
 
-  it('stack init, preview refused on a taken port, up, refresh after a SIGKILL, up repairs, StackReference, destroy', async () => {
+  it('stack init, preview refused on a taken port, up, no-change preview, a dynamic update, refresh after a SIGKILL, up repairs, StackReference, destroy', async () => {
     sb = engineSandbox(path.dirname(bin), 'udpmesh-localstack-');
     env = await localTestEnv();
     const project = YAML.parse(readFileSync(path.join(REPO_ROOT, 'Pulumi.yaml'), 'utf8')) as Record<
@@ -167,6 +168,25 @@ describe('local target under the real Pulumi engine', function () {
     }
     const ready = await fetch(`${outputs.prometheusUrl}/-/ready`);
     assert.equal(ready.status, 200);
+
+    // Nothing changed: a preview agrees (every provider's diff is empty).
+    ok(dir, ['preview', '-s', 'local', '--expect-no-changes'], 'pulumi preview (no changes)');
+
+    // A setting the replicators reload from etcd: applied to all three without a restart.
+    const pids = (res: StateResource[]) => ['aws', 'gcp', 'azure'].map((c) => replicatorOf(res, c).pid);
+    const pidsBefore = pids(state(dir));
+    ok(dir, ['config', 'set', '-s', 'local', '--path', 'udpmesh:replicator.drainDeadlineMs', '2500']);
+    ok(
+      dir,
+      ['up', '-s', 'local', '--yes', '--skip-preview'],
+      'pulumi up (drain deadline: dynamic, via etcd)',
+    );
+    const dyn = state(dir);
+    assert.deepEqual(pids(dyn), pidsBefore, 'no replicator restarted');
+    for (const c of ['aws', 'gcp', 'azure']) {
+      assert.equal(replicatorOf(dyn, c).lastApply, 'dynamic', c);
+      assert.equal((replicatorOf(dyn, c).config as { drain: { deadlineMs: number } }).drain.deadlineMs, 2500);
+    }
 
     // SIGKILL gcp's replicator: refresh records it dead, up restarts it (and only it).
     const before = state(dir);
