@@ -169,6 +169,13 @@ describe('local target under the real Pulumi engine', function () {
     const ready = await fetch(`${outputs.prometheusUrl}/-/ready`);
     assert.equal(ready.status, 200);
 
+    // The frame key is a secret in the state (ciphertext, never the plain key).
+    const exported = state(dir);
+    const secretSig = '4dabf18193072939515e22adb298388d';
+    const keyRes = exported.find((r) => r.type.endsWith('LocalClusterKey'))!.outputs!;
+    assert.equal((keyRes.key as Record<string, unknown>)[secretSig], '1b47061264138c4ac30d75fd1eb44270');
+    assert.ok((replicatorOf(exported, 'aws').clusterKey as Record<string, unknown>).ciphertext);
+
     // Nothing changed: a preview agrees (every provider's diff is empty).
     ok(dir, ['preview', '-s', 'local', '--expect-no-changes'], 'pulumi preview (no changes)');
 
