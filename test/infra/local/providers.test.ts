@@ -96,7 +96,7 @@ describe('local target: dynamic providers on real processes', function () {
     return { p, e, echoes, reps };
   }
 
-  it('create starts etcd, echo backends and replicators that carry datagrams; read sees a SIGKILLed replicator; update restarts it; delete stops everything and frees every port', async () => {
+  it('create starts etcd, echo backends and replicators that carry datagrams; read sees a SIGKILLed replicator or etcd member; update restarts it; delete stops everything and frees every port', async () => {
     const { p, e, echoes, reps } = await upMesh();
     assert.equal(e.outs.running, true);
     assert.ok(reps.every((x) => x.outs.running && x.outs.pid > 0));
@@ -117,6 +117,21 @@ describe('local target: dynamic providers on real processes', function () {
     assert.notEqual(fixed.outs.pid, gcp.outs.pid);
     assert.equal(replicator.diff(gcp.id, replicator.read(gcp.id, fixed.outs), gcp.outs).changes, false);
 
+    // A dead etcd member: read reports it, update restarts it on its data and the cluster is whole again.
+    const member1 = e.outs.memberStates[1]!.pid;
+    process.kill(member1, 'SIGKILL');
+    await new Promise((r) => setTimeout(r, 300));
+    const etcdSeen = etcd.read(e.id, e.outs);
+    assert.equal(etcdSeen.running, false);
+    assert.deepEqual(
+      etcdSeen.memberStates.map((m) => m.running),
+      [true, false, true],
+    );
+    assert.equal(etcd.diff(e.id, etcdSeen, e.outs).changes, true);
+    const etcdFixed = await etcd.update(e.id, etcdSeen, e.outs);
+    assert.equal(etcdFixed.outs.running, true);
+    assert.equal(etcdFixed.outs.memberStates[0]!.pid, e.outs.memberStates[0]!.pid, 'the others untouched');
+
     // A config file edited behind our back is drift too.
     const { writeFileSync } = await import('node:fs');
     writeFileSync(`${reps[2]!.id}/replicator.config.json`, '{}\n');
@@ -127,7 +142,7 @@ describe('local target: dynamic providers on real processes', function () {
     // Delete: every process stopped, state removed, every port free again.
     for (const [i, x] of reps.entries()) await replicator.remove(x.id, i === 1 ? fixed.outs : x.outs);
     for (const x of echoes) await echo.remove(x.id, x.outs);
-    await etcd.remove(e.id, e.outs);
+    await etcd.remove(e.id, etcdFixed.outs);
     assert.deepEqual(runningUnder(env.stateDir), []);
     for (const proc of p.processes) {
       if (proc.what === 'prometheus') continue;
