@@ -3,7 +3,13 @@
 import { existsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { isPortFree } from '../../../replicator/local/freePort.ts';
-import { isRunning, readPidFile, tailFile, type PidRecord } from '../../../replicator/local/detached.ts';
+import {
+  isRunning,
+  readPidFile,
+  stopPidFile,
+  tailFile,
+  type PidRecord,
+} from '../../../replicator/local/detached.ts';
 
 /** What read() reports about one process; a dead one (running false) is drift that `up` repairs. */
 export interface ProcessState {
@@ -20,6 +26,14 @@ export function processState(rec: PidRecord | undefined): ProcessState {
 
 export function processStateOf(pidFile: string): ProcessState {
   return processState(readPidFile(pidFile));
+}
+
+/**
+ * Before create: a process recorded in this resource's directory but not in the Pulumi state (an
+ * interrupted `up`, a state restored from backup) is ours and in the way of its own ports: stop it.
+ */
+export async function stopOrphan(pidFile: string, graceMs: number): Promise<void> {
+  await stopPidFile(pidFile, graceMs);
 }
 
 export function delay(ms: number): Promise<void> {

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { echoBackendCommand } from '../../../replicator/local/echoBackend.ts';
 import { isRunning, readPidFile, spawnDetached, stopPidFile } from '../../../replicator/local/detached.ts';
 import { REPO_ROOT } from '../../../replicator/local/replicatorProcess.ts';
-import { assertPortsFree, processStateOf, waitUntil, type ProcessState } from './common.ts';
+import { assertPortsFree, processStateOf, stopOrphan, waitUntil, type ProcessState } from './common.ts';
 
 export interface EchoInputs {
   dir: string;
@@ -70,6 +70,7 @@ function outputs(i: EchoInputs): EchoOutputs {
 }
 
 export async function create(i: EchoInputs): Promise<{ id: string; outs: EchoOutputs }> {
+  await stopOrphan(files(i.dir).pid, 2000);
   rmSync(i.dir, { recursive: true, force: true });
   try {
     await start(i);

@@ -13,6 +13,7 @@ import {
   hostUrl,
   processStateOf,
   requireBinary,
+  stopOrphan,
   waitUntil,
   type ProcessState,
 } from './common.ts';
@@ -109,6 +110,7 @@ async function stopAll(i: EtcdInputs): Promise<void> {
 
 export async function create(i: EtcdInputs): Promise<{ id: string; outs: EtcdOutputs }> {
   const binary = requireBinary('etcd', 'etcd-server', 'ETCD_BIN');
+  for (const m of i.members) await stopOrphan(files(i.dir, m.name).pid, 5000);
   await assertPortsFree(
     i.members.flatMap((m) => [
       { address: m.address, port: m.clientPort, what: `etcd member ${m.name} client` },

@@ -15,6 +15,7 @@ import {
   httpOk,
   processStateOf,
   requireBinary,
+  stopOrphan,
   waitUntil,
   type ProcessState,
 } from './common.ts';
@@ -131,6 +132,7 @@ function outputs(i: PrometheusInputs): PrometheusOutputs {
 }
 
 export async function create(i: PrometheusInputs): Promise<{ id: string; outs: PrometheusOutputs }> {
+  await stopOrphan(files(i.dir).pid, 10_000);
   rmSync(i.dir, { recursive: true, force: true });
   try {
     await start(i);

@@ -18,6 +18,7 @@ import {
   hostUrl,
   httpOk,
   processStateOf,
+  stopOrphan,
   waitUntil,
   type ProcessState,
 } from './common.ts';
@@ -174,6 +175,7 @@ function drainGraceMs(c: ReplicatorConfigInput): number {
 }
 
 export async function create(i: ReplicatorInputs): Promise<{ id: string; outs: ReplicatorOutputs }> {
+  await stopOrphan(files(i.dir).pid, drainGraceMs(i.config));
   rmSync(i.dir, { recursive: true, force: true });
   try {
     // A dynamic document left by an earlier incarnation would override this config file.

@@ -234,6 +234,24 @@ describe('local target: dynamic providers on real processes', function () {
     }
   });
 
+  it('create after an interrupted create (process running, not in the state) replaces the orphan instead of failing on its port', async () => {
+    const c = plan().clouds[0]!;
+    const inputs = {
+      dir: c.echo!.dir,
+      cloud: 'aws',
+      address: c.address,
+      port: c.echo!.port,
+      readyTimeoutMs: 20_000,
+    };
+    const first = await echo.create(inputs);
+    const second = await echo.create(inputs);
+    assert.equal(second.outs.running, true);
+    assert.notEqual(second.outs.pid, first.outs.pid);
+    assert.equal(echo.read(first.id, first.outs).pid, second.outs.pid, 'one echo backend, the new one');
+    await echo.remove(second.id, second.outs);
+    assert.deepEqual(runningUnder(env.stateDir), []);
+  });
+
   it('a missing etcd or prometheus binary: the apt command that installs it', () => {
     assert.throws(
       () => requireBinary('udpmesh-no-such-prometheus', 'prometheus'),
