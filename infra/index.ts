@@ -11,6 +11,7 @@ export const udpPorts = outputs.udpPorts;
 export const etcdClientEndpoints = outputs.etcdClientEndpoints;
 export const grafanaUrl = outputs.grafanaUrl;
 export const grafanaAdminPassword = outputs.grafanaAdminPassword;
+export const udpHostname = outputs.udpHostname;
 export const awsClusterName = outputs.awsClusterName;
 export const awsKubeconfig = outputs.awsKubeconfig;
 export const awsUdpEndpoint = outputs.awsUdpEndpoint;

@@ -26,6 +26,8 @@ export const udpmeshOutputsSchema = z.object({
   grafanaUrl: z.string().optional(),
   /** Grafana's generated admin password (user `admin`), secret; present when monitoring is enabled. */
   grafanaAdminPassword: z.string().optional(),
+  /** The global DNS name over every cloud's UDP endpoint (when udpmesh:aws.globalDns is set). */
+  udpHostname: z.string().optional(),
   awsClusterName: z.string().optional(),
   awsKubeconfig: z.string().optional(),
   awsUdpEndpoint: z.string().optional(),
@@ -85,6 +87,7 @@ export function udpmeshStackOutputs(
     ...REQUIRED_OUTPUTS,
     'grafanaUrl',
     'grafanaAdminPassword',
+    'udpHostname',
     ...CLOUDS.flatMap((c) => PER_CLOUD_OUTPUTS.map((s) => perCloudOutput(c, s))),
   ];
   const values = Object.fromEntries(names.map((n) => [n, ref.getOutput(n)]));
