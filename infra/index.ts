@@ -17,6 +17,7 @@ export const awsMetricsUrl = outputs.awsMetricsUrl;
 export const gcpMetricsUrl = outputs.gcpMetricsUrl;
 export const azureMetricsUrl = outputs.azureMetricsUrl;
 export const grafanaAdminPassword = outputs.grafanaAdminPassword;
+export const udpHostname = outputs.udpHostname;
 export const awsClusterName = outputs.awsClusterName;
 export const awsKubeconfig = outputs.awsKubeconfig;
 export const awsUdpEndpoint = outputs.awsUdpEndpoint;

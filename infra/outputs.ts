@@ -42,6 +42,8 @@ export const udpmeshOutputsSchema = z.object({
   azureMetricsUrl: z.string().optional(),
   /** Grafana's generated admin password (user `admin`), secret; present when monitoring is enabled. */
   grafanaAdminPassword: z.string().optional(),
+  /** The global DNS name over every cloud's UDP endpoint (when udpmesh:aws.globalDns is set). */
+  udpHostname: z.string().optional(),
   awsClusterName: z.string().optional(),
   awsKubeconfig: z.string().optional(),
   awsUdpEndpoint: z.string().optional(),
@@ -103,6 +105,7 @@ export function udpmeshStackOutputs(
     'target',
     'grafanaUrl',
     'grafanaAdminPassword',
+    'udpHostname',
     'prometheusUrl',
     'localStateDir',
     ...CLOUDS.flatMap((c) =>

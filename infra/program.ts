@@ -10,6 +10,7 @@ import { AzureCluster } from './components/azureCluster.ts';
 import { ClusterWorkloads } from './components/clusterWorkloads.ts';
 import { EtcdPki } from './components/etcdPki.ts';
 import { GcpCluster } from './components/gcpCluster.ts';
+import { GlobalDns } from './components/globalDns.ts';
 import type { ClusterHandle } from './components/types.ts';
 import { Interconnect } from './interconnect/vpnMesh.ts';
 import { LocalMesh } from './local/localMesh.ts';
@@ -65,6 +66,18 @@ export class UdpmeshEstate extends pulumi.ComponentResource {
       );
     }
 
+    const dns = spec.aws.globalDns
+      ? new GlobalDns(
+          'global-dns',
+          {
+            spec,
+            endpoints: Object.fromEntries(clouds.map((c) => [c, workloads[c]!.udpEndpoint])),
+            awsProvider: clusters.aws?.awsProvider,
+          },
+          p,
+        )
+      : undefined;
+
     const out: Record<string, unknown> = {
       contractVersion: CONTRACT_VERSION,
       mesh: spec.mesh,
@@ -83,6 +96,7 @@ export class UdpmeshEstate extends pulumi.ComponentResource {
       out[perCloudOutput(cloud, 'Kubeconfig')] = pulumi.secret(handle.kubeconfig);
       out[perCloudOutput(cloud, 'UdpEndpoint')] = workloads[cloud]!.udpEndpoint;
     }
+    if (dns) out.udpHostname = dns.hostname;
     this.outputs = out as UdpmeshProgramOutputs;
     this.registerOutputs(this.outputs);
   }

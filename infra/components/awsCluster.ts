@@ -15,6 +15,7 @@ import { advertisedRanges } from '../interconnect/plan.ts';
 import { awsSubnets } from '../config/network.ts';
 import { awsLbControllerPolicy } from './awsLbControllerPolicy.ts';
 import type { ClusterAddons, ClusterHandle } from './types.ts';
+import { NO_ADDONS } from './types.ts';
 
 /** Trust policy for roles assumed through EKS Pod Identity. */
 const POD_IDENTITY_TRUST = JSON.stringify({
@@ -34,17 +35,19 @@ export interface AwsClusterArgs {
 
 export class AwsCluster extends pulumi.ComponentResource implements ClusterHandle {
   readonly cloud = 'aws' as const;
-  readonly vpc: aws.ec2.Vpc;
-  readonly privateRouteTable: aws.ec2.RouteTable;
-  readonly publicRouteTable: aws.ec2.RouteTable;
-  readonly cluster: aws.eks.Cluster;
-  readonly nodeGroup: aws.eks.NodeGroup;
+  readonly vpc?: aws.ec2.Vpc;
+  readonly privateRouteTable?: aws.ec2.RouteTable;
+  readonly publicRouteTable?: aws.ec2.RouteTable;
+  readonly cluster?: aws.eks.Cluster;
+  readonly nodeGroup?: aws.eks.NodeGroup;
   readonly clusterName: pulumi.Output<string>;
   readonly kubeconfig: pulumi.Output<string>;
   readonly provider: k8s.Provider;
   readonly awsProvider: aws.Provider;
   readonly addons: ClusterAddons;
-  readonly lbController: k8s.helm.v3.Release;
+  /** What the interconnect attaches to: the VPC and the route tables that learn the other clouds' routes. */
+  readonly net: { vpcId: pulumi.Input<string>; routeTableIds: pulumi.Input<string>[] };
+  readonly lbController?: k8s.helm.v3.Release;
 
   constructor(name: string, args: AwsClusterArgs, opts?: pulumi.ComponentResourceOptions) {
     super('udpmesh:infra:AwsCluster', name, {}, opts);
@@ -58,8 +61,26 @@ export class AwsCluster extends pulumi.ComponentResource implements ClusterHandl
       { parent: this },
     );
     const p = { parent: this, provider: this.awsProvider };
+    const existing = a.existingCluster;
+    if (existing) {
+      // An existing cluster: only its kubeconfig and network parts. Its add-ons are prerequisites
+      // (docs/infra.md "Existing clusters"): AWS LB controller, EBS CSI + default StorageClass,
+      // metrics-server and VPC CNI network policy.
+      this.clusterName = pulumi.output(existing.name);
+      this.kubeconfig = pulumi.secret(existing.kubeconfig);
+      this.provider = new k8s.Provider(
+        `${name}-k8s`,
+        { kubeconfig: this.kubeconfig, enableServerSideApply: true },
+        { parent: this },
+      );
+      this.net = { vpcId: existing.vpcId, routeTableIds: existing.routeTableIds };
+      this.addons = NO_ADDONS;
+      this.allowMeshIngress(name, spec, existing.clusterSecurityGroupId, p);
+      this.registerOutputs({ clusterName: this.clusterName, kubeconfig: this.kubeconfig });
+      return;
+    }
 
-    this.vpc = new aws.ec2.Vpc(
+    const vpc = new aws.ec2.Vpc(
       `${name}-vpc`,
       {
         cidrBlock: a.vpcCidr,
@@ -69,19 +90,20 @@ export class AwsCluster extends pulumi.ComponentResource implements ClusterHandl
       },
       p,
     );
-    const igw = new aws.ec2.InternetGateway(`${name}-igw`, { vpcId: this.vpc.id }, p);
-    this.publicRouteTable = new aws.ec2.RouteTable(
+    const igw = new aws.ec2.InternetGateway(`${name}-igw`, { vpcId: vpc.id }, p);
+    const publicRouteTable = new aws.ec2.RouteTable(
       `${name}-public`,
-      { vpcId: this.vpc.id, routes: [{ cidrBlock: '0.0.0.0/0', gatewayId: igw.id }] },
+      { vpcId: vpc.id, routes: [{ cidrBlock: '0.0.0.0/0', gatewayId: igw.id }] },
       p,
     );
+    this.vpc = vpc;
     const plan = awsSubnets(spec);
     const subnets = plan.map(
       (s) =>
         new aws.ec2.Subnet(
           `${name}-${s.public ? 'public' : 'private'}-${s.az}`,
           {
-            vpcId: this.vpc.id,
+            vpcId: vpc.id,
             cidrBlock: s.cidr,
             availabilityZone: s.az,
             mapPublicIpOnLaunch: s.public,
@@ -94,6 +116,7 @@ export class AwsCluster extends pulumi.ComponentResource implements ClusterHandl
           p,
         ),
     );
+    this.publicRouteTable = publicRouteTable;
     const publicSubnets = subnets.filter((_, i) => plan[i].public);
     const privateSubnets = subnets.filter((_, i) => !plan[i].public);
     // One NAT gateway keeps the bill down; use one per AZ for production egress HA.
@@ -103,16 +126,17 @@ export class AwsCluster extends pulumi.ComponentResource implements ClusterHandl
       { allocationId: eip.id, subnetId: publicSubnets[0].id },
       { ...p, dependsOn: [igw] },
     );
-    this.privateRouteTable = new aws.ec2.RouteTable(
+    const privateRouteTable = new aws.ec2.RouteTable(
       `${name}-private`,
-      { vpcId: this.vpc.id, routes: [{ cidrBlock: '0.0.0.0/0', natGatewayId: nat.id }] },
+      { vpcId: vpc.id, routes: [{ cidrBlock: '0.0.0.0/0', natGatewayId: nat.id }] },
       p,
     );
+    this.privateRouteTable = privateRouteTable;
     publicSubnets.forEach(
       (s, i) =>
         new aws.ec2.RouteTableAssociation(
           `${name}-public-${i}`,
-          { subnetId: s.id, routeTableId: this.publicRouteTable.id },
+          { subnetId: s.id, routeTableId: publicRouteTable.id },
           p,
         ),
     );
@@ -120,7 +144,7 @@ export class AwsCluster extends pulumi.ComponentResource implements ClusterHandl
       (s, i) =>
         new aws.ec2.RouteTableAssociation(
           `${name}-private-${i}`,
-          { subnetId: s.id, routeTableId: this.privateRouteTable.id },
+          { subnetId: s.id, routeTableId: privateRouteTable.id },
           p,
         ),
     );
@@ -251,22 +275,8 @@ export class AwsCluster extends pulumi.ComponentResource implements ClusterHandl
       },
       { ...p, dependsOn: [podIdentityAgent, lb.attachment] },
     );
-    // Allow the other clouds' ranges (over the VPN) into the cluster security group.
-    for (const cloud of enabledClouds(spec).filter((c) => c !== 'aws')) {
-      advertisedRanges(spec, cloud).forEach(
-        (cidr, i) =>
-          new aws.vpc.SecurityGroupIngressRule(
-            `${name}-from-${cloud}-${i}`,
-            {
-              securityGroupId: this.cluster.vpcConfig.clusterSecurityGroupId,
-              cidrIpv4: cidr,
-              ipProtocol: '-1',
-              description: `udpmesh interconnect: ${cloud} ${cidr}`,
-            },
-            p,
-          ),
-      );
-    }
+    this.allowMeshIngress(name, spec, this.cluster.vpcConfig.clusterSecurityGroupId, p);
+    this.net = { vpcId: vpc.id, routeTableIds: [privateRouteTable.id, publicRouteTable.id] };
 
     this.clusterName = this.cluster.name;
     this.kubeconfig = pulumi.secret(
@@ -310,7 +320,7 @@ export class AwsCluster extends pulumi.ComponentResource implements ClusterHandl
         values: {
           clusterName,
           region: a.region,
-          vpcId: this.vpc.id,
+          vpcId: vpc.id,
           serviceAccount: { create: true, name: 'aws-load-balancer-controller' },
           // Two replicas: its webhooks gate every Service and pod in the cluster.
           replicaCount: 2,
@@ -350,6 +360,30 @@ export class AwsCluster extends pulumi.ComponentResource implements ClusterHandl
       metrics: [metricsServer],
       networkPolicy: [vpcCni],
     };
-    this.registerOutputs({ clusterName: this.clusterName, kubeconfig: this.kubeconfig, vpcId: this.vpc.id });
+    this.registerOutputs({ clusterName: this.clusterName, kubeconfig: this.kubeconfig, vpcId: vpc.id });
+  }
+
+  /** Allow the other clouds' ranges (over the VPN) into the cluster security group. */
+  private allowMeshIngress(
+    name: string,
+    spec: StackConfig,
+    securityGroupId: pulumi.Input<string>,
+    p: pulumi.CustomResourceOptions,
+  ): void {
+    for (const cloud of enabledClouds(spec).filter((c) => c !== 'aws')) {
+      advertisedRanges(spec, cloud).forEach(
+        (cidr, i) =>
+          new aws.vpc.SecurityGroupIngressRule(
+            `${name}-from-${cloud}-${i}`,
+            {
+              securityGroupId,
+              cidrIpv4: cidr,
+              ipProtocol: '-1',
+              description: `udpmesh interconnect: ${cloud} ${cidr}`,
+            },
+            p,
+          ),
+      );
+    }
   }
 }

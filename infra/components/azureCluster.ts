@@ -22,30 +22,55 @@ export interface AzureClusterArgs {
 
 export class AzureCluster extends pulumi.ComponentResource implements ClusterHandle {
   readonly cloud = 'azure' as const;
-  readonly resourceGroup: azure.resources.ResourceGroup;
-  readonly vnet: azure.network.VirtualNetwork;
+  readonly resourceGroup?: azure.resources.ResourceGroup;
+  readonly vnet?: azure.network.VirtualNetwork;
   readonly gatewaySubnetId: pulumi.Output<string>;
-  readonly cluster: azure.containerservice.ManagedCluster;
+  readonly cluster?: azure.containerservice.ManagedCluster;
   readonly clusterName: pulumi.Output<string>;
   readonly kubeconfig: pulumi.Output<string>;
   readonly provider: k8s.Provider;
   readonly addons: ClusterAddons = NO_ADDONS;
+  /** What the interconnect attaches to: the resource group and the VNet's GatewaySubnet. */
+  readonly net: {
+    resourceGroupName: pulumi.Input<string>;
+    location: string;
+    gatewaySubnetId: pulumi.Input<string>;
+  };
 
   constructor(name: string, args: AzureClusterArgs, opts?: pulumi.ComponentResourceOptions) {
     super('udpmesh:infra:AzureCluster', name, {}, opts);
     const { spec } = args;
     const z = spec.azure;
     const p = { parent: this };
-    this.resourceGroup = new azure.resources.ResourceGroup(
+    const existing = z.existingCluster;
+    if (existing) {
+      // An existing cluster: its kubeconfig, and the VNet's GatewaySubnet for the VPN gateway.
+      this.clusterName = pulumi.output(existing.name);
+      this.kubeconfig = pulumi.secret(existing.kubeconfig);
+      this.gatewaySubnetId = pulumi.output(`${existing.vnetId}/subnets/GatewaySubnet`);
+      this.provider = new k8s.Provider(
+        `${name}-k8s`,
+        { kubeconfig: this.kubeconfig, enableServerSideApply: true },
+        { parent: this },
+      );
+      this.net = {
+        resourceGroupName: existing.resourceGroupName,
+        location: z.location,
+        gatewaySubnetId: this.gatewaySubnetId,
+      };
+      this.registerOutputs({ clusterName: this.clusterName, kubeconfig: this.kubeconfig });
+      return;
+    }
+    const resourceGroup = new azure.resources.ResourceGroup(
       `${name}-rg`,
       { resourceGroupName: `${spec.mesh}-azure`, location: z.location },
       p,
     );
     const nodeSubnetName = `${spec.mesh}-aks-nodes`;
-    this.vnet = new azure.network.VirtualNetwork(
+    const vnet = new azure.network.VirtualNetwork(
       `${name}-vnet`,
       {
-        resourceGroupName: this.resourceGroup.name,
+        resourceGroupName: resourceGroup.name,
         location: z.location,
         virtualNetworkName: `${spec.mesh}-azure`,
         addressSpace: { addressPrefixes: [z.vpcCidr] },
@@ -56,13 +81,20 @@ export class AzureCluster extends pulumi.ComponentResource implements ClusterHan
       },
       p,
     );
-    const nodeSubnetId = pulumi.interpolate`${this.vnet.id}/subnets/${nodeSubnetName}`;
-    this.gatewaySubnetId = pulumi.interpolate`${this.vnet.id}/subnets/GatewaySubnet`;
-    this.cluster = new azure.containerservice.ManagedCluster(
+    const nodeSubnetId = pulumi.interpolate`${vnet.id}/subnets/${nodeSubnetName}`;
+    this.gatewaySubnetId = pulumi.interpolate`${vnet.id}/subnets/GatewaySubnet`;
+    this.resourceGroup = resourceGroup;
+    this.vnet = vnet;
+    this.net = {
+      resourceGroupName: resourceGroup.name,
+      location: z.location,
+      gatewaySubnetId: this.gatewaySubnetId,
+    };
+    const cluster = new azure.containerservice.ManagedCluster(
       `${name}-aks`,
       {
         resourceName: `${spec.mesh}-azure`,
-        resourceGroupName: this.resourceGroup.name,
+        resourceGroupName: resourceGroup.name,
         location: z.location,
         dnsPrefix: `${spec.mesh}-azure`,
         kubernetesVersion: z.kubernetesVersion,
@@ -106,10 +138,10 @@ export class AzureCluster extends pulumi.ComponentResource implements ClusterHan
     new azure.authorization.RoleAssignment(
       `${name}-aks-network-contributor`,
       {
-        principalId: this.cluster.identity.apply((i) => i?.principalId ?? ''),
+        principalId: cluster.identity.apply((i) => i?.principalId ?? ''),
         principalType: 'ServicePrincipal',
-        scope: this.vnet.id,
-        roleDefinitionId: pulumi.interpolate`${this.resourceGroup.id.apply((id) => id.split('/resourceGroups/')[0])}/providers/Microsoft.Authorization/roleDefinitions/${NETWORK_CONTRIBUTOR}`,
+        scope: vnet.id,
+        roleDefinitionId: pulumi.interpolate`${resourceGroup.id.apply((id) => id.split('/resourceGroups/')[0])}/providers/Microsoft.Authorization/roleDefinitions/${NETWORK_CONTRIBUTOR}`,
       },
       p,
     );
@@ -119,16 +151,17 @@ export class AzureCluster extends pulumi.ComponentResource implements ClusterHan
       `${name}-aks-deployer`,
       {
         principalId: client.objectId,
-        scope: this.cluster.id,
-        roleDefinitionId: pulumi.interpolate`${this.resourceGroup.id.apply((id) => id.split('/resourceGroups/')[0])}/providers/Microsoft.Authorization/roleDefinitions/${AKS_RBAC_CLUSTER_ADMIN}`,
+        scope: cluster.id,
+        roleDefinitionId: pulumi.interpolate`${resourceGroup.id.apply((id) => id.split('/resourceGroups/')[0])}/providers/Microsoft.Authorization/roleDefinitions/${AKS_RBAC_CLUSTER_ADMIN}`,
       },
       p,
     );
-    this.clusterName = this.cluster.name;
+    this.cluster = cluster;
+    this.clusterName = cluster.name;
     // Entra ID kubeconfig in exec format (kubelogin on PATH; `kubelogin convert-kubeconfig -l azurecli`
     // semantics come from KUBELOGIN env / az login).
     const creds = azure.containerservice.listManagedClusterUserCredentialsOutput(
-      { resourceGroupName: this.resourceGroup.name, resourceName: this.cluster.name, format: 'exec' },
+      { resourceGroupName: resourceGroup.name, resourceName: cluster.name, format: 'exec' },
       { parent: this },
     );
     this.kubeconfig = pulumi.secret(
@@ -141,12 +174,12 @@ export class AzureCluster extends pulumi.ComponentResource implements ClusterHan
     this.provider = new k8s.Provider(
       `${name}-k8s`,
       { kubeconfig: this.kubeconfig, enableServerSideApply: true },
-      { parent: this, dependsOn: [this.cluster, deployer] },
+      { parent: this, dependsOn: [cluster, deployer] },
     );
     this.registerOutputs({
       clusterName: this.clusterName,
       kubeconfig: this.kubeconfig,
-      vnetId: this.vnet.id,
+      vnetId: vnet.id,
     });
   }
 }

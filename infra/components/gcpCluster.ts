@@ -9,7 +9,7 @@ import * as pulumi from '@pulumi/pulumi';
 import type { StackConfig } from '../config/schema.ts';
 import { createHash } from 'node:crypto';
 import { meshPrivateRanges } from '../manifests/replicator.ts';
-import type { ClusterHandle } from './types.ts';
+import type { ClusterAddons, ClusterHandle } from './types.ts';
 
 /**
  * A service account ID (6-30 chars, ^[a-z][-a-z0-9]*[a-z0-9]$, unique per project): `<mesh>-<role>`,
@@ -28,15 +28,18 @@ export interface GcpClusterArgs {
 
 export class GcpCluster extends pulumi.ComponentResource implements ClusterHandle {
   readonly cloud = 'gcp' as const;
-  readonly network: gcp.compute.Network;
-  readonly subnetwork: gcp.compute.Subnetwork;
-  readonly cluster: gcp.container.Cluster;
-  readonly nodePool: gcp.container.NodePool;
+  readonly network?: gcp.compute.Network;
+  readonly subnetwork?: gcp.compute.Subnetwork;
+  readonly cluster?: gcp.container.Cluster;
+  readonly nodePool?: gcp.container.NodePool;
   readonly clusterName: pulumi.Output<string>;
   readonly kubeconfig: pulumi.Output<string>;
   readonly provider: k8s.Provider;
   readonly gcpProvider: gcp.Provider;
   readonly apis: gcp.projects.Service[];
+  readonly addons?: ClusterAddons;
+  /** What the interconnect attaches to: the VPC network. */
+  readonly net: { networkId: pulumi.Input<string> };
 
   constructor(name: string, args: GcpClusterArgs, opts?: pulumi.ComponentResourceOptions) {
     super('udpmesh:infra:GcpCluster', name, {}, opts);
@@ -59,16 +62,45 @@ export class GcpCluster extends pulumi.ComponentResource implements ClusterHandl
         ),
     );
     const [computeApi, containerApi, iamApi] = this.apis;
-    this.network = new gcp.compute.Network(
+    const meshIngress = (network: pulumi.Input<string>) =>
+      new gcp.compute.Firewall(
+        `${name}-mesh-ingress`,
+        {
+          network,
+          direction: 'INGRESS',
+          sourceRanges: meshPrivateRanges(spec),
+          allows: [{ protocol: 'tcp' }, { protocol: 'udp' }, { protocol: 'icmp' }],
+          description: 'udpmesh interconnect (VPN) and intra-VPC traffic',
+        },
+        { ...p, dependsOn: [computeApi] },
+      );
+    const existing = g.existingCluster;
+    if (existing) {
+      // An existing cluster: its kubeconfig and VPC network; the interconnect and firewall attach to it.
+      this.clusterName = pulumi.output(existing.name);
+      this.kubeconfig = pulumi.secret(existing.kubeconfig);
+      this.provider = new k8s.Provider(
+        `${name}-k8s`,
+        { kubeconfig: this.kubeconfig, enableServerSideApply: true },
+        { parent: this },
+      );
+      this.net = { networkId: existing.networkId };
+      meshIngress(existing.networkId);
+      this.registerOutputs({ clusterName: this.clusterName, kubeconfig: this.kubeconfig });
+      return;
+    }
+    const network = new gcp.compute.Network(
       `${name}-network`,
       { name: `${spec.mesh}-gcp`, autoCreateSubnetworks: false, routingMode: 'GLOBAL' },
       { ...p, dependsOn: [computeApi] },
     );
-    this.subnetwork = new gcp.compute.Subnetwork(
+    this.network = network;
+    this.net = { networkId: network.id };
+    const subnetwork = new gcp.compute.Subnetwork(
       `${name}-subnet`,
       {
         name: `${spec.mesh}-gcp-nodes`,
-        network: this.network.id,
+        network: network.id,
         region: g.region,
         ipCidrRange: g.vpcCidr,
         privateIpGoogleAccess: true,
@@ -79,17 +111,8 @@ export class GcpCluster extends pulumi.ComponentResource implements ClusterHandl
       },
       p,
     );
-    new gcp.compute.Firewall(
-      `${name}-mesh-ingress`,
-      {
-        network: this.network.id,
-        direction: 'INGRESS',
-        sourceRanges: meshPrivateRanges(spec),
-        allows: [{ protocol: 'tcp' }, { protocol: 'udp' }, { protocol: 'icmp' }],
-        description: 'udpmesh interconnect (VPN) and intra-VPC traffic',
-      },
-      p,
-    );
+    this.subnetwork = subnetwork;
+    meshIngress(network.id);
     // The control plane of a private cluster reaches nodes only on 443/10250 unless allowed: istiod's
     // injection webhook listens on 15017, so without this rule pods are created without sidecars (or
     // rejected). Source: istio.io/latest/docs/setup/platform-setup/gke/.
@@ -97,7 +120,7 @@ export class GcpCluster extends pulumi.ComponentResource implements ClusterHandl
       `${name}-master-webhooks`,
       {
         name: `${spec.mesh}-gcp-master-webhooks`,
-        network: this.network.id,
+        network: network.id,
         direction: 'INGRESS',
         sourceRanges: [g.masterCidr],
         allows: [{ protocol: 'tcp', ports: ['15017', '10250', '443'] }],
@@ -108,7 +131,7 @@ export class GcpCluster extends pulumi.ComponentResource implements ClusterHandl
     // Private nodes have no external address: Cloud NAT gives them egress (images from ghcr.io etc.).
     const natRouter = new gcp.compute.Router(
       `${name}-nat-router`,
-      { name: `${spec.mesh}-gcp-nat`, region: g.region, network: this.network.id },
+      { name: `${spec.mesh}-gcp-nat`, region: g.region, network: network.id },
       p,
     );
     new gcp.compute.RouterNat(
@@ -139,13 +162,13 @@ export class GcpCluster extends pulumi.ComponentResource implements ClusterHandl
           p,
         ),
     );
-    this.cluster = new gcp.container.Cluster(
+    const cluster = new gcp.container.Cluster(
       `${name}-gke`,
       {
         name: `${spec.mesh}-gcp`,
         location: g.region,
-        network: this.network.id,
-        subnetwork: this.subnetwork.id,
+        network: network.id,
+        subnetwork: subnetwork.id,
         minMasterVersion: g.kubernetesVersion,
         removeDefaultNodePool: true,
         initialNodeCount: 1,
@@ -174,10 +197,10 @@ export class GcpCluster extends pulumi.ComponentResource implements ClusterHandl
       },
       { ...p, dependsOn: [containerApi] },
     );
-    this.nodePool = new gcp.container.NodePool(
+    const nodePool = new gcp.container.NodePool(
       `${name}-nodes`,
       {
-        cluster: this.cluster.id,
+        cluster: cluster.id,
         location: g.region,
         // Regional cluster: the count is per zone.
         initialNodeCount: g.nodePool.desiredNodes,
@@ -193,49 +216,49 @@ export class GcpCluster extends pulumi.ComponentResource implements ClusterHandl
       },
       { ...p, dependsOn: nodeRoles },
     );
-    this.clusterName = this.cluster.name;
+    this.cluster = cluster;
+    this.nodePool = nodePool;
+    this.clusterName = cluster.name;
     this.kubeconfig = pulumi.secret(
-      pulumi
-        .all([this.cluster.name, this.cluster.endpoint, this.cluster.masterAuth])
-        .apply(([n, endpoint, auth]) =>
-          JSON.stringify({
-            apiVersion: 'v1',
-            kind: 'Config',
-            clusters: [
-              {
-                name: n,
-                cluster: {
-                  server: `https://${endpoint}`,
-                  'certificate-authority-data': auth?.clusterCaCertificate,
+      pulumi.all([cluster.name, cluster.endpoint, cluster.masterAuth]).apply(([n, endpoint, auth]) =>
+        JSON.stringify({
+          apiVersion: 'v1',
+          kind: 'Config',
+          clusters: [
+            {
+              name: n,
+              cluster: {
+                server: `https://${endpoint}`,
+                'certificate-authority-data': auth?.clusterCaCertificate,
+              },
+            },
+          ],
+          contexts: [{ name: n, context: { cluster: n, user: n } }],
+          'current-context': n,
+          users: [
+            {
+              name: n,
+              user: {
+                exec: {
+                  apiVersion: 'client.authentication.k8s.io/v1beta1',
+                  command: 'gke-gcloud-auth-plugin',
+                  provideClusterInfo: true,
                 },
               },
-            ],
-            contexts: [{ name: n, context: { cluster: n, user: n } }],
-            'current-context': n,
-            users: [
-              {
-                name: n,
-                user: {
-                  exec: {
-                    apiVersion: 'client.authentication.k8s.io/v1beta1',
-                    command: 'gke-gcloud-auth-plugin',
-                    provideClusterInfo: true,
-                  },
-                },
-              },
-            ],
-          }),
-        ),
+            },
+          ],
+        }),
+      ),
     );
     this.provider = new k8s.Provider(
       `${name}-k8s`,
       { kubeconfig: this.kubeconfig, enableServerSideApply: true },
-      { parent: this, dependsOn: [this.nodePool] },
+      { parent: this, dependsOn: [nodePool] },
     );
     this.registerOutputs({
       clusterName: this.clusterName,
       kubeconfig: this.kubeconfig,
-      networkId: this.network.id,
+      networkId: network.id,
     });
   }
 }

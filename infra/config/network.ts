@@ -42,7 +42,7 @@ export function awsSubnets(spec: StackConfig): AwsSubnetPlan[] {
 export function internalLbSubnet(spec: StackConfig, cloud: Cloud): string {
   switch (cloud) {
     case 'aws':
-      return awsSubnets(spec)[0].cidr;
+      return awsEtcdSubnet(spec, 0).cidr;
     case 'gcp':
       return spec.gcp.vpcCidr;
     case 'azure':
@@ -57,7 +57,10 @@ export function internalLbSubnet(spec: StackConfig, cloud: Cloud): string {
  * members over subnets puts members of one cloud in different zones.
  */
 export function awsEtcdSubnet(spec: StackConfig, index: number): AwsSubnetPlan {
-  const privates = awsSubnets(spec).filter((s) => !s.public);
+  const existing = spec.aws.existingCluster?.privateSubnets;
+  const privates = existing
+    ? existing.map((s) => ({ name: s.id, az: s.zone, cidr: s.cidr, public: false }))
+    : awsSubnets(spec).filter((s) => !s.public);
   return privates[index % privates.length];
 }
 
@@ -86,7 +89,7 @@ export function etcdMembers(spec: StackConfig): EtcdMemberPlan[] {
       let placement: { subnetName?: string; zone?: string } = {};
       if (cloud === 'aws') {
         const s = awsEtcdSubnet(spec, index);
-        const zones = awsAvailabilityZones(spec).length;
+        const zones = spec.aws.existingCluster?.privateSubnets.length ?? awsAvailabilityZones(spec).length;
         address = intToIp(parseCidr(s.cidr)!.end - 10 - Math.floor(index / zones));
         placement = { subnetName: s.name, zone: s.az };
       }

@@ -59,10 +59,55 @@ export const awsSchema = z
     kubernetesVersion: k8sVersion.default('1.33'),
     nodePool: nodePool('t3.large'),
     /**
+     * One global DNS name for the UDP endpoints of every enabled cloud (Route 53 weighted records with
+     * health checks on the replicator's /readyz). Uses this AWS account even when aws is not in clouds.
+     */
+    globalDns: z
+      .strictObject({
+        hostedZoneId: z
+          .string()
+          .regex(/^Z[A-Z0-9]{5,32}$/, 'expected a Route 53 hosted zone ID, e.g. Z0123456789ABC'),
+        /** A name inside the zone (not the apex of another zone), e.g. udp.example.com. */
+        name: z
+          .string()
+          .regex(
+            /^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}\.?$/,
+            'expected a DNS name, e.g. udp.example.com',
+          ),
+        ttl: z.number().int().min(5).max(3600).default(30),
+        /** Route 53 health check interval: 10 (fast, billed extra) or 30 seconds. */
+        healthCheckIntervalSeconds: z.union([z.literal(10), z.literal(30)]).default(10),
+        failureThreshold: z.number().int().min(1).max(10).default(3),
+      })
+      .optional(),
+    /**
      * CIDRs allowed to reach the Kubernetes API server (whoever runs Pulumi must be inside). 0.0.0.0/0
      * leaves it open; set your office/CI ranges for production.
      */
     apiServerAuthorizedCidrs: z.array(cidr).min(1).default(['0.0.0.0/0']),
+    /**
+     * Use an existing EKS cluster instead of creating one (docs/infra.md, "Existing clusters"): its
+     * kubeconfig and the VPC parts the interconnect attaches to. vpcCidr must be the VPC's CIDR.
+     */
+    existingCluster: z
+      .strictObject({
+        /** Cluster name (for outputs and the AWS LB controller's cluster tag). */
+        name: z.string().min(1),
+        /** Kubeconfig of the cluster (set as a secret: pulumi config set --secret --path ...). */
+        kubeconfig: z.string().min(1),
+        vpcId: z.string().regex(/^vpc-[0-9a-f]+$/, 'expected a VPC ID, e.g. vpc-0abc123'),
+        /** Route tables of the cluster's subnets: the VPN gateway propagates the other clouds' routes into them. */
+        routeTableIds: z.array(z.string().regex(/^rtb-[0-9a-f]+$/, 'expected a route table ID')).min(1),
+        /** Security group of the nodes/pods (the EKS cluster security group): opened to the other clouds. */
+        clusterSecurityGroupId: z.string().regex(/^sg-[0-9a-f]+$/, 'expected a security group ID'),
+        /** Private subnets (one per zone) for the etcd members' internal NLBs. */
+        privateSubnets: z
+          .array(
+            z.strictObject({ id: z.string().regex(/^subnet-[0-9a-f]+$/), cidr, zone: z.string().min(1) }),
+          )
+          .min(2),
+      })
+      .optional(),
   })
   .prefault({});
 
@@ -84,6 +129,19 @@ export const gcpSchema = z
     apiServerAuthorizedCidrs: z.array(cidr).min(1).default(['0.0.0.0/0']),
     /** /28 for the GKE control plane's private endpoint (private nodes); disjoint from every mesh range. */
     masterCidr: cidr.default('172.16.0.32/28'),
+    /** Use an existing GKE cluster; the interconnect attaches to its VPC network (vpcCidr = its node subnet). */
+    existingCluster: z
+      .strictObject({
+        /** Cluster name (for outputs and the AWS LB controller's cluster tag). */
+        name: z.string().min(1),
+        /** Kubeconfig of the cluster (set as a secret: pulumi config set --secret --path ...). */
+        kubeconfig: z.string().min(1),
+        /** The cluster's VPC network, e.g. projects/my-project/global/networks/my-network. */
+        networkId: z
+          .string()
+          .regex(/^projects\/[^/]+\/global\/networks\/[^/]+$/, 'expected projects/<p>/global/networks/<n>'),
+      })
+      .optional(),
   })
   .prefault({});
 
@@ -117,6 +175,26 @@ export const azureSchema = z
     dnsLabelSuffix: z
       .string()
       .regex(/^[a-z0-9]{6,12}$/, 'use 6-12 lowercase letters or digits')
+      .optional(),
+    /**
+     * Use an existing AKS cluster; its VNet must contain a GatewaySubnet (/27 or larger, = gatewaySubnetCidr)
+     * and the node subnet (= nodeSubnetCidr) named nodeSubnetName.
+     */
+    existingCluster: z
+      .strictObject({
+        /** Cluster name (for outputs and the AWS LB controller's cluster tag). */
+        name: z.string().min(1),
+        /** Kubeconfig of the cluster (set as a secret: pulumi config set --secret --path ...). */
+        kubeconfig: z.string().min(1),
+        resourceGroupName: z.string().min(1),
+        vnetId: z
+          .string()
+          .regex(
+            /^\/subscriptions\/[^/]+\/resourceGroups\/[^/]+\/providers\/Microsoft\.Network\/virtualNetworks\/[^/]+$/i,
+            'expected a VNet resource ID',
+          ),
+        nodeSubnetName: z.string().min(1),
+      })
       .optional(),
   })
   .prefault({});
@@ -570,6 +648,20 @@ function crossFieldIssues(spec: StackConfig): StackConfigIssue[] {
       }
     }
   }
+  // Existing EKS cluster: its subnets lie in aws.vpcCidr (the range the other clouds route to).
+  const ex = spec.aws.existingCluster;
+  if (clouds.includes('aws') && ex) {
+    const vpc = parseCidr(spec.aws.vpcCidr);
+    ex.privateSubnets.forEach((sn, i) => {
+      const c = parseCidr(sn.cidr);
+      if (vpc && c && !cidrContains(vpc, c))
+        issues.push({
+          key: `aws.existingCluster.privateSubnets[${i}].cidr`,
+          message: `${sn.cidr} is outside aws.vpcCidr ${vpc.text}; set aws.vpcCidr to the existing VPC's CIDR`,
+        });
+    });
+  }
+
   // Alertmanager receivers: unique names, exactly one destination each.
   const seenReceivers = new Set<string>();
   spec.monitoring.alertReceivers.forEach((rc, i) => {

@@ -87,19 +87,17 @@ export class Interconnect extends pulumi.ComponentResource {
     const p = { parent: this, provider: c.awsProvider };
     const vgw = new aws.ec2.VpnGateway(
       `${name}-aws-vgw`,
-      { vpcId: c.vpc.id, amazonSideAsn: String(spec.aws.asn), tags: { Name: `${spec.mesh}-vgw` } },
+      { vpcId: c.net.vpcId, amazonSideAsn: String(spec.aws.asn), tags: { Name: `${spec.mesh}-vgw` } },
       p,
     );
-    // BGP-learned routes of the other clouds into both route tables.
-    new aws.ec2.VpnGatewayRoutePropagation(
-      `${name}-aws-prop-private`,
-      { vpnGatewayId: vgw.id, routeTableId: c.privateRouteTable.id },
-      p,
-    );
-    new aws.ec2.VpnGatewayRoutePropagation(
-      `${name}-aws-prop-public`,
-      { vpnGatewayId: vgw.id, routeTableId: c.publicRouteTable.id },
-      p,
+    // BGP-learned routes of the other clouds into the route tables (created: private and public).
+    c.net.routeTableIds.forEach(
+      (routeTableId, i) =>
+        new aws.ec2.VpnGatewayRoutePropagation(
+          `${name}-aws-prop-${i === 0 ? 'private' : i === 1 ? 'public' : `rt${i}`}`,
+          { vpnGatewayId: vgw.id, routeTableId },
+          p,
+        ),
     );
     return { vgw, p };
   }
@@ -108,7 +106,7 @@ export class Interconnect extends pulumi.ComponentResource {
     const p = { parent: this, provider: c.gcpProvider };
     const gateway = new gcp.compute.HaVpnGateway(
       `${name}-gcp-havpn`,
-      { name: `${spec.mesh}-havpn`, region: spec.gcp.region, network: c.network.id },
+      { name: `${spec.mesh}-havpn`, region: spec.gcp.region, network: c.net.networkId },
       p,
     );
     const router = new gcp.compute.Router(
@@ -116,7 +114,7 @@ export class Interconnect extends pulumi.ComponentResource {
       {
         name: `${spec.mesh}-router`,
         region: spec.gcp.region,
-        network: c.network.id,
+        network: c.net.networkId,
         bgp: {
           asn: spec.gcp.asn,
           advertiseMode: 'CUSTOM',
@@ -131,7 +129,7 @@ export class Interconnect extends pulumi.ComponentResource {
 
   private azureSide(name: string, spec: StackConfig, c: AzureCluster): AzureSide {
     const p = { parent: this };
-    const rg = c.resourceGroup.name;
+    const rg = c.net.resourceGroupName;
     const gwName = `${spec.mesh}-vpngw`;
     const publicIps = [0, 1].map(
       (i) =>
@@ -170,7 +168,7 @@ export class Interconnect extends pulumi.ComponentResource {
         ipConfigurations: [0, 1].map((i) => ({
           name: `ipconfig${i}`,
           privateIPAllocationMethod: 'Dynamic',
-          subnet: { id: c.gatewaySubnetId },
+          subnet: { id: c.net.gatewaySubnetId },
           publicIPAddress: { id: publicIps[i].id },
         })),
         bgpSettings: {
@@ -354,12 +352,12 @@ export class Interconnect extends pulumi.ComponentResource {
     remoteIp: pulumi.Input<string>,
     remoteAsn: number,
   ): void {
-    const rg = z.cluster.resourceGroup.name;
+    const rg = z.cluster.net.resourceGroupName;
     const lng = new azure.network.LocalNetworkGateway(
       `${n}-lng${t.index}`,
       {
         resourceGroupName: rg,
-        location: z.cluster.resourceGroup.location,
+        location: z.cluster.net.location,
         gatewayIpAddress: remoteIp,
         bgpSettings: { asn: remoteAsn, bgpPeeringAddress: t.aAddress },
       },
@@ -369,7 +367,7 @@ export class Interconnect extends pulumi.ComponentResource {
       `${n}-conn${t.index}`,
       {
         resourceGroupName: rg,
-        location: z.cluster.resourceGroup.location,
+        location: z.cluster.net.location,
         connectionType: 'IPsec',
         connectionProtocol: 'IKEv2',
         enableBgp: true,

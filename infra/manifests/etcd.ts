@@ -48,7 +48,8 @@ export function internalLbAnnotations(spec: StackConfig, member: EtcdMemberPlan)
     case 'azure':
       return {
         'service.beta.kubernetes.io/azure-load-balancer-internal': 'true',
-        'service.beta.kubernetes.io/azure-load-balancer-internal-subnet': `${spec.mesh}-aks-nodes`,
+        'service.beta.kubernetes.io/azure-load-balancer-internal-subnet':
+          spec.azure.existingCluster?.nodeSubnetName ?? `${spec.mesh}-aks-nodes`,
         'service.beta.kubernetes.io/azure-load-balancer-ipv4': member.address,
       };
   }

@@ -390,12 +390,18 @@ export function replicatorManifests<S>(
       selector: sel,
       ...(cloud === 'aws' ? {} : { externalTrafficPolicy: 'Local' }),
       loadBalancerSourceRanges: r.allowedSourceRanges,
-      ports: r.ingressPorts.map((p, i) => ({
-        name: `udp-ingress-${i}`,
-        protocol: 'UDP',
-        port: p,
-        targetPort: p,
-      })),
+      ports: [
+        ...r.ingressPorts.map((p, i) => ({
+          name: `udp-ingress-${i}`,
+          protocol: 'UDP',
+          port: p,
+          targetPort: p,
+        })),
+        // With a global DNS name, Route 53 health checks ask /readyz through this same load balancer.
+        ...(spec.aws.globalDns
+          ? [{ name: 'tcp-health', protocol: 'TCP', port: r.metricsPort, targetPort: r.metricsPort }]
+          : []),
+      ],
     },
   };
   const metricsService: K8sObject = {

@@ -90,9 +90,16 @@ function mockOutputs(type: string, name: string, inputs: Record<string, any>): R
     case 'tls:index/certRequest:CertRequest':
       return { certRequestPem: `csr-${name}` };
     case 'kubernetes:core/v1:Service':
+      // AWS load balancers have DNS names; GCP and Azure ones report an IP.
+      if (inputs.spec?.type === 'LoadBalancer' && /^(gcp|azure)-/.test(name))
+        return {
+          status: { loadBalancer: { ingress: [{ ip: `203.0.113.${name.startsWith('gcp') ? 30 : 40}` }] } },
+        };
       return inputs.spec?.type === 'LoadBalancer' || name.endsWith('-grafana')
         ? { status: { loadBalancer: { ingress: [{ hostname: `${name}.lb.example` }] } } }
         : {};
+    case 'aws:route53/healthCheck:HealthCheck':
+      return { id: `hc-${name}` };
     default:
       return {};
   }
@@ -124,6 +131,7 @@ export async function installMocks(resources: Registered[]): Promise<void> {
         if (args.token === 'azure-native:containerservice:listManagedClusterUserCredentials') {
           return { kubeconfigs: [{ name: 'clusterUser', value: b64('apiVersion: v1\nkind: Config\n') }] };
         }
+        if (args.token === 'aws:lb/getHostedZoneId:getHostedZoneId') return { id: 'Z26RNL4JYFTOTI' };
         if (args.token === 'azure-native:authorization:getClientConfig') {
           return {
             subscriptionId: '00000000-0000-0000-0000-000000000000',

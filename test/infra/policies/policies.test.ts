@@ -2,6 +2,7 @@
 // clouds, the example stacks and a few variants; two stacks of one organisation side by side; and the
 // review table in docs/infra-review.md naming every rule.
 import assert from 'node:assert/strict';
+import * as pulumi from '@pulumi/pulumi';
 import { readFileSync } from 'node:fs';
 import type { Cloud, StackConfig } from '../../../infra/config/schema.ts';
 import { CLOUDS, parseStackConfig } from '../../../infra/config/schema.ts';
@@ -38,7 +39,63 @@ const stacks: { name: string; spec: () => StackConfig }[] = [
         aws: { apiServerAuthorizedCidrs: ['198.51.100.0/24'] },
       }),
   },
+  {
+    name: 'variant: global DNS over three clouds',
+    spec: () =>
+      parseStackConfig({
+        clouds: ['aws', 'gcp', 'azure'],
+        aws: { globalDns: { hostedZoneId: 'Z0123456789ABC', name: 'udp.example.com' } },
+      }),
+  },
+  {
+    name: 'variant: global DNS without an AWS cluster',
+    spec: () =>
+      parseStackConfig({
+        clouds: ['gcp', 'azure'],
+        etcd: { allowQuorumLossOnCloudFailure: true },
+        aws: { globalDns: { hostedZoneId: 'Z0123456789ABC', name: 'udp.example.com', ttl: 20 } },
+      }),
+  },
+  { name: 'variant: existing clusters in every cloud', spec: () => existingSpec() },
 ];
+
+/** Every cloud given as an existing cluster (kubeconfig + network parts). */
+export function existingSpec(): StackConfig {
+  return parseStackConfig({
+    clouds: ['aws', 'gcp', 'azure'],
+    aws: {
+      vpcCidr: '10.40.0.0/16',
+      existingCluster: {
+        name: 'legacy-eks',
+        kubeconfig: 'apiVersion: v1\nkind: Config\n# eks',
+        vpcId: 'vpc-0abc',
+        routeTableIds: ['rtb-01', 'rtb-02', 'rtb-03'],
+        clusterSecurityGroupId: 'sg-0abc',
+        privateSubnets: [
+          { id: 'subnet-0a', cidr: '10.40.0.0/19', zone: 'us-east-1a' },
+          { id: 'subnet-0b', cidr: '10.40.32.0/19', zone: 'us-east-1b' },
+        ],
+      },
+    },
+    gcp: {
+      existingCluster: {
+        name: 'legacy-gke',
+        kubeconfig: 'apiVersion: v1\nkind: Config\n# gke',
+        networkId: 'projects/udpmesh-dev/global/networks/legacy',
+      },
+    },
+    azure: {
+      existingCluster: {
+        name: 'legacy-aks',
+        kubeconfig: 'apiVersion: v1\nkind: Config\n# aks',
+        resourceGroupName: 'legacy-rg',
+        vnetId:
+          '/subscriptions/s/resourceGroups/legacy-rg/providers/Microsoft.Network/virtualNetworks/legacy',
+        nodeSubnetName: 'aks-nodes',
+      },
+    },
+  });
+}
 
 describe('apply-readiness policies (mocks)', function () {
   this.timeout(180_000);
@@ -75,6 +132,59 @@ describe('apply-readiness policies (mocks)', function () {
     assert.notDeepEqual(await labels(a), await labels(b));
   });
 
+  it('existing clusters: no cluster is created, the kubeconfigs are used as secrets, the VPN attaches to the given networks', async () => {
+    const spec = existingSpec();
+    const run = await runProgram(spec);
+    for (const t of [
+      'aws:eks/cluster:Cluster',
+      'aws:ec2/vpc:Vpc',
+      'gcp:container/cluster:Cluster',
+      'gcp:compute/network:Network',
+      'azure-native:containerservice:ManagedCluster',
+      'azure-native:network:VirtualNetwork',
+    ])
+      assert.equal(run.resources.filter((r) => r.type === t).length, 0, t);
+    const providers = run.resources.filter((r) => r.type === 'pulumi:providers:kubernetes');
+    assert.deepEqual(providers.map((p) => p.inputs.kubeconfig).sort(), [
+      'apiVersion: v1\nkind: Config\n# aks',
+      'apiVersion: v1\nkind: Config\n# eks',
+      'apiVersion: v1\nkind: Config\n# gke',
+    ]);
+    for (const p of run.props.filter((x) => x.type === 'pulumi:providers:kubernetes'))
+      assert.equal(await pulumi.isSecret(pulumi.output(p.props.kubeconfig)), true);
+    const byType = (t: string) => run.resources.filter((r) => r.type === t);
+    assert.equal(byType('aws:ec2/vpnGateway:VpnGateway')[0].inputs.vpcId, 'vpc-0abc');
+    assert.deepEqual(
+      byType('aws:ec2/vpnGatewayRoutePropagation:VpnGatewayRoutePropagation')
+        .map((r) => r.inputs.routeTableId)
+        .sort(),
+      ['rtb-01', 'rtb-02', 'rtb-03'],
+    );
+    assert.ok(
+      byType('aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule').every(
+        (r) => r.inputs.securityGroupId === 'sg-0abc',
+      ),
+    );
+    assert.equal(
+      byType('gcp:compute/haVpnGateway:HaVpnGateway')[0].inputs.network,
+      'projects/udpmesh-dev/global/networks/legacy',
+    );
+    const gw = byType('azure-native:network:VirtualNetworkGateway')[0];
+    assert.equal(gw.inputs.resourceGroupName, 'legacy-rg');
+    assert.match(gw.inputs.ipConfigurations[0].subnet.id, /virtualNetworks\/legacy\/subnets\/GatewaySubnet$/);
+    // etcd's internal load balancers use the given subnets, one member per zone.
+    const etcdSvcs = byType('kubernetes:core/v1:Service').filter((s) =>
+      s.inputs.metadata.name.startsWith('etcd-aws-'),
+    );
+    assert.ok(etcdSvcs.length > 0);
+    for (const s of etcdSvcs)
+      assert.match(
+        s.inputs.metadata.annotations['service.beta.kubernetes.io/aws-load-balancer-subnets'],
+        /^subnet-0[ab]$/,
+      );
+    assert.equal(run.outputs.awsClusterName, 'legacy-eks');
+  });
+
   it('the rules are live: a known-bad graph violates them', async () => {
     const spec = parseStackConfig({ clouds: ['aws', 'gcp', 'azure'] });
     const g = await buildGraph(await runProgram(spec), spec);
@@ -94,6 +204,14 @@ describe('apply-readiness policies (mocks)', function () {
     const sts = g.ofType('kubernetes:apps/v1:StatefulSet')[0];
     sts.deps.clear();
     assert.notDeepEqual(byName('workloads-after-istiod').check(g), []);
+    const dnsSpec = parseStackConfig({
+      clouds: ['gcp'],
+      aws: { globalDns: { hostedZoneId: 'Z0123456789ABC', name: 'udp.example.com' } },
+    });
+    const d = await buildGraph(await runProgram(dnsSpec), dnsSpec);
+    assert.deepEqual(byName('route53-health-checked-weighted-records').check(d), []);
+    d.ofType('aws:route53/record:Record')[0].inputs.records = ['gcp-lb.example'];
+    assert.notDeepEqual(byName('route53-health-checked-weighted-records').check(d), []);
   });
 
   it('docs/infra-review.md lists every rule with its resource types', () => {

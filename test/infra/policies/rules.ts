@@ -71,6 +71,8 @@ const Z = {
 };
 
 const has = (g: ResourceGraph, c: Cloud) => enabledClouds(g.spec).includes(c);
+/** The program creates this cloud's cluster (not an existing one given by kubeconfig). */
+const created = (g: ResourceGraph, c: Cloud) => has(g, c) && !g.spec[c].existingCluster;
 /** Kubernetes objects deployed into one cloud's cluster. */
 const inCloud = (g: ResourceGraph, type: string, cloud: string) =>
   g.ofType(type).filter((n) => g.cloudOf(n) === cloud && n.custom);
@@ -138,7 +140,7 @@ export const POLICIES: Policy[] = [
     source:
       'docs.aws.amazon.com/eks/latest/userguide/ebs-csi.html; docs.aws.amazon.com/eks/latest/userguide/pod-id-agent-setup.html',
     check: (g) => {
-      if (!has(g, 'aws')) return [];
+      if (!created(g, 'aws')) return [];
       const addons = g.ofType(A.addon);
       const ebs = addons.find((a) => a.inputs.addonName === 'aws-ebs-csi-driver');
       const out: string[] = [];
@@ -162,7 +164,7 @@ export const POLICIES: Policy[] = [
       'EKS >= 1.30 has no default StorageClass: volumeClaimTemplates without storageClassName need one (ebs.csi.aws.com, WaitForFirstConsumer because EBS volumes are zonal), created before the StatefulSets.',
     source: 'docs.aws.amazon.com/eks/latest/userguide/create-storage-class.html (1.30 release notes)',
     check: (g) => {
-      if (!has(g, 'aws')) return [];
+      if (!created(g, 'aws')) return [];
       const scs = inCloud(g, K.sc, 'aws').filter(
         (s) => meta(s).annotations?.['storageclass.kubernetes.io/is-default-class'] === 'true',
       );
@@ -188,7 +190,7 @@ export const POLICIES: Policy[] = [
     source:
       'kubernetes-sigs/aws-load-balancer-controller docs/install/iam_policy.json; docs deploy/installation.md ("IAM permissions")',
     check: (g) => {
-      if (!has(g, 'aws')) return [];
+      if (!created(g, 'aws')) return [];
       const out: string[] = [];
       const assoc = g
         .ofType(A.pia)
@@ -225,7 +227,7 @@ export const POLICIES: Policy[] = [
       "Every LoadBalancer Service in EKS (and Helm releases creating one) depends on the controller's release: created after its mservice.elbv2.k8s.aws webhook is ready, deleted before the controller (finalizers, leftover ENIs/SGs block VPC deletion).",
     source: 'aws-load-balancer-controller #4140; aws/eks-charts #1058',
     check: (g) => {
-      if (!has(g, 'aws')) return [];
+      if (!created(g, 'aws')) return [];
       const rel = g.ofType(K.release).find((r) => r.inputs.chart === 'aws-load-balancer-controller');
       if (!rel) return ['no aws-load-balancer-controller release'];
       const lbs = inCloud(g, K.svc, 'aws').filter(isLbService);
@@ -247,7 +249,8 @@ export const POLICIES: Policy[] = [
         .ofType(K.release)
         .find((r) => r.inputs.chart === 'metrics-server' && g.cloudOf(r) === 'aws');
       const hpas = inCloud(g, K.hpa, 'aws');
-      if (hpas.length === 0) return [];
+      // An existing cluster's metrics-server is a documented prerequisite.
+      if (hpas.length === 0 || !created(g, 'aws')) return [];
       if (!ms) return ['HPA in aws without metrics-server'];
       return hpas
         .filter((h) => !g.dependsOn(h, ms))
@@ -263,8 +266,9 @@ export const POLICIES: Policy[] = [
       'docs.aws.amazon.com/eks/latest/userguide/cni-network-policy.html; cloud.google.com/kubernetes-engine/docs/concepts/dataplane-v2; learn.microsoft.com/azure/aks/use-network-policies',
     check: (g) => {
       const out: string[] = [];
-      if (has(g, 'aws')) {
+      if (created(g, 'aws')) {
         const cni = g.ofType(A.addon).find((a) => a.inputs.addonName === 'vpc-cni');
+        if (!created(g, 'aws')) return out; // an existing cluster's CNI is a documented prerequisite
         const cfg = cni?.inputs.configurationValues ? JSON.parse(cni.inputs.configurationValues) : {};
         if (cfg.enableNetworkPolicy !== 'true')
           out.push('EKS vpc-cni add-on without enableNetworkPolicy=true');
@@ -290,7 +294,7 @@ export const POLICIES: Policy[] = [
     source:
       'docs.aws.amazon.com/elasticloadbalancing/latest/network/target-group-register-targets.html ("targets in an AZ not enabled for the load balancer"); aws-load-balancer-controller annotations.md (private-ipv4-addresses: one per subnet)',
     check: (g) => {
-      if (!has(g, 'aws')) return [];
+      if (!created(g, 'aws')) return [];
       const out: string[] = [];
       const subnets = g.ofType(A.subnet);
       const zones = new Set<string>();
@@ -348,11 +352,14 @@ export const POLICIES: Policy[] = [
           s.inputs.spec.loadBalancerIP;
         const subnet =
           cloud === 'aws'
-            ? g
+            ? (g
                 .ofType(A.subnet)
                 .find(
                   (x) => x.inputs.tags?.Name === a['service.beta.kubernetes.io/aws-load-balancer-subnets'],
-                )?.inputs.cidrBlock
+                )?.inputs.cidrBlock ??
+              g.spec.aws.existingCluster?.privateSubnets.find(
+                (x) => x.id === a['service.beta.kubernetes.io/aws-load-balancer-subnets'],
+              )?.cidr)
             : cloud === 'gcp'
               ? g.spec.gcp.vpcCidr
               : g.spec.azure.nodeSubnetCidr;
@@ -537,7 +544,7 @@ export const POLICIES: Policy[] = [
       'aws-load-balancer-controller docs/deploy/subnet_discovery.md; docs.aws.amazon.com/elasticloadbalancing/latest/network/network-load-balancers.html#cross-zone-load-balancing',
     check: (g) => {
       const out: string[] = [];
-      if (has(g, 'aws')) {
+      if (created(g, 'aws')) {
         const pub = g.ofType(A.subnet).filter((s) => s.inputs.tags?.['kubernetes.io/role/elb'] === '1');
         if (new Set(pub.map((s) => s.inputs.availabilityZone)).size < 2)
           out.push('public subnets in < 2 AZs');
@@ -1082,6 +1089,66 @@ export const POLICIES: Policy[] = [
             if (!names.includes(rc.name)) out.push(`receiver ${rc.name} missing`);
           return out;
         }),
+  },
+  // ---------------------------------------------------------------- global DNS
+  {
+    name: 'route53-health-checked-weighted-records',
+    types: [A.record, A.hc, K.svc],
+    constraint:
+      "One weighted A record per enabled cloud under one name, each tied to an HTTP health check of /readyz on the metrics port through that cloud's own UDP load balancer (which therefore also listens on TCP there); A records hold IPs, so the AWS NLB (a DNS name) is an alias, the others carry IPs and the configured TTL.",
+    source:
+      'docs.aws.amazon.com/Route53/latest/DeveloperGuide/routing-policy-weighted.html; docs.aws.amazon.com/Route53/latest/DeveloperGuide/dns-failover-complex-configs.html; docs.aws.amazon.com/Route53/latest/DeveloperGuide/resource-record-sets-choosing-alias-non-alias.html',
+    check: (g) => {
+      const dns = g.spec.aws.globalDns;
+      if (!dns) return g.ofType(A.record).length === 0 ? [] : ['records without aws.globalDns'];
+      const out: string[] = [];
+      const records = g.ofType(A.record);
+      for (const cloud of enabledClouds(g.spec)) {
+        const r = records.find((x) => x.inputs.setIdentifier === `${g.spec.mesh}-${cloud}`);
+        if (!r) {
+          out.push(`no record for ${cloud}`);
+          continue;
+        }
+        if (
+          r.inputs.name !== dns.name ||
+          r.inputs.type !== 'A' ||
+          r.inputs.weightedRoutingPolicies?.[0]?.weight !== 1
+        )
+          out.push(`${r.name}: not a weighted A record for ${dns.name}`);
+        const hc = g.ofType(A.hc).find((h) => r.inputs.healthCheckId === `hc-${h.name}`);
+        if (!hc) out.push(`${r.name}: no health check`);
+        else {
+          if (
+            hc.inputs.type !== 'HTTP' ||
+            hc.inputs.resourcePath !== '/readyz' ||
+            hc.inputs.port !== g.spec.replicator.metricsPort
+          )
+            out.push(`${hc.name}: does not ask the replicator's /readyz`);
+          const target = hc.inputs.ipAddress ?? hc.inputs.fqdn;
+          const aliasOrIp = cloud === 'aws' ? r.inputs.aliases?.[0]?.name : r.inputs.records?.[0];
+          if (!target || target !== aliasOrIp)
+            out.push(`${hc.name}: checks ${target}, record points at ${aliasOrIp}`);
+        }
+        if (cloud === 'aws') {
+          if (!r.inputs.aliases?.[0]?.evaluateTargetHealth)
+            out.push('AWS record is not an alias evaluating target health');
+        } else {
+          if (!/^\d+\.\d+\.\d+\.\d+$/.test(r.inputs.records?.[0] ?? ''))
+            out.push(`${r.name}: A record without an IP`);
+          if (r.inputs.ttl !== dns.ttl) out.push(`${r.name}: ttl ${r.inputs.ttl}`);
+        }
+        const svc = inCloud(g, K.svc, cloud).find((x) => meta(x).name === 'udpmesh-ingress');
+        if (
+          !svc?.inputs.spec.ports.some(
+            (p: any) => p.protocol === 'TCP' && p.port === g.spec.replicator.metricsPort,
+          )
+        )
+          out.push(`${cloud}: the UDP load balancer does not serve the health port`);
+      }
+      if (new Set(records.map((r) => r.inputs.setIdentifier)).size !== records.length)
+        out.push('duplicate set identifiers');
+      return out;
+    },
   },
   // ---------------------------------------------------------------- stack-wide
   {
