@@ -22,6 +22,12 @@ export interface OperationContext {
   refresh?: boolean;
   /** up/preview: fail if any change is proposed (a drift check). */
   expectNoChanges?: boolean;
+  /**
+   * Pulumi update plans. preview with `save`: record the planned operations under `id`; up with
+   * `apply`: perform exactly the plan `id` (Pulumi refuses if the program or the stack now wants
+   * something the plan does not allow).
+   */
+  plan?: { id: string; mode: 'save' | 'apply' };
 }
 
 export interface StackOutput {

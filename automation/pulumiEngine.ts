@@ -106,6 +106,12 @@ export class PulumiEngine implements StackEngine {
     await this.pulumiCommand();
   }
 
+  /** Where the update plan `id` of a stack is kept (inside the stack's private work dir). */
+  planFile(stack: string, id: string): string {
+    if (!/^[0-9a-f-]{36}$/.test(id)) throw new EngineError(`invalid plan id ${JSON.stringify(id)}`);
+    return path.join(this.workDir(stack), 'plans', `${id}.json`);
+  }
+
   workDir(stack: string): string {
     return path.join(this.opts.stateDir, 'stacks', assertStackName(stack));
   }
@@ -116,7 +122,15 @@ export class PulumiEngine implements StackEngine {
     const redactor = new Redactor(secretValuesOf(config));
     return this.run(stack, 'up', ctx, redactor, 'create', async (s, onEvent, signal) => {
       await applyConfig(s, config);
+      let plan: string | undefined;
+      if (ctx.plan?.mode === 'apply') {
+        plan = this.planFile(stack, ctx.plan.id);
+        await access(plan).catch(() => {
+          throw new EngineError(`no saved plan ${ctx.plan!.id} for stack ${stack}`);
+        });
+      }
       const r = await s.up({
+        ...(plan ? { plan } : {}),
         onEvent,
         signal,
         color: 'never',
@@ -133,7 +147,13 @@ export class PulumiEngine implements StackEngine {
     const redactor = new Redactor(secretValuesOf(config));
     return this.run(stack, 'preview', ctx, redactor, 'create', async (s, onEvent, signal) => {
       await applyConfig(s, config);
+      let plan: string | undefined;
+      if (ctx.plan?.mode === 'save') {
+        plan = this.planFile(stack, ctx.plan.id);
+        await mkdir(path.dirname(plan), { recursive: true, mode: 0o700 });
+      }
       const r = await s.preview({
+        ...(plan ? { plan } : {}),
         onEvent,
         signal,
         color: 'never',

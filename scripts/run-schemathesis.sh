@@ -18,7 +18,7 @@ fi
 NODE=node_modules/.bin/node
 OUT=$(mktemp -d)
 trap 'kill "$SERVER" 2>/dev/null || true; wait "$SERVER" 2>/dev/null || true; rm -rf "$OUT"' EXIT
-"$NODE" --import tsx test/automation/support/fuzzServer.ts >"$OUT/server.json" 2>"$OUT/server.log" &
+"$PWD/$NODE" --import tsx test/automation/support/fuzzServer.ts >"$OUT/server.json" 2>"$OUT/server.log" &
 SERVER=$!
 for _ in $(seq 1 120); do [ -s "$OUT/server.json" ] && break; sleep 0.5; done
 [ -s "$OUT/server.json" ] || { echo "run-schemathesis: the service did not start:" >&2; cat "$OUT/server.log" >&2; exit 1; }
@@ -29,7 +29,8 @@ status=0
 for role in read operate; do
   TOKEN=$(field "$role")
   echo "run-schemathesis: role $role, $MAX_EXAMPLES examples per operation" >&2
-  "$VENV/bin/schemathesis" run "$URL/openapi.json" \
+  # Run from the temporary directory: schemathesis leaves a .schemathesis/ cache where it runs.
+  (cd "$OUT" && "$VENV/bin/schemathesis" run "$URL/openapi.json" \
     --url "$URL" \
     --header "Authorization: Bearer $TOKEN" \
     --checks not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance,response_headers_conformance \
@@ -38,7 +39,7 @@ for role in read operate; do
     --seed 11 \
     --no-color \
     --suppress-health-check all \
-    --exclude-path /v1/jobs/{id}/events \
+    --exclude-path /v1/jobs/{id}/events) \
     || status=1
 done
 exit $status

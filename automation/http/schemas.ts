@@ -71,12 +71,25 @@ export const upBody = z
       .boolean()
       .optional()
       .describe('Apply even if the preview replaces clusters or networks'),
+    planFrom: z
+      .string()
+      .regex(UUID)
+      .optional()
+      .describe(
+        'Apply exactly the plan of this preview job (saved with savePlan); refused if the spec changed since',
+      ),
   })
   .default({});
 export const previewBody = z
   .strictObject({
     ...engineOptions,
     spec: StackConfig.optional().describe('A full spec to preview instead of the stored one (not stored)'),
+    savePlan: z
+      .boolean()
+      .optional()
+      .describe(
+        'Save the update plan; up with planFrom=<this job id> then applies exactly what was previewed',
+      ),
     message: message.optional(),
   })
   .default({});
@@ -183,12 +196,12 @@ export const StoredSpec = named(
 );
 
 const ERROR_DESCRIPTIONS: Record<number, string> = {
-  400: 'Bad request: malformed_json, invalid_request (unknown or wrong fields), invalid_spec (details.issues), invalid_stack_name, invalid_job_id, spec_required',
+  400: 'Bad request: malformed_json, invalid_request (unknown or wrong fields), invalid_spec (details.issues), invalid_stack_name, invalid_job_id, spec_required, invalid_plan',
   401: 'unauthorized: missing, invalid, revoked or expired bearer token',
   403: 'forbidden: the token lacks the role',
   404: 'Not found: stack_not_found, job_not_found, spec_not_found',
   405: 'method_not_allowed (Allow names the methods)',
-  409: 'Conflict: stack_busy (details.runningJobId names the job holding the stack), spec_exists, job_finished, lock_held, stack_protected, idempotency_key_reused',
+  409: 'Conflict: stack_busy (details.runningJobId names the job holding the stack), spec_exists, job_finished, lock_held, stack_protected, idempotency_key_reused, plan_stale',
   413: 'body_too_large',
   414: 'uri_too_long',
   415: 'unsupported_media_type: send application/json',

@@ -34,6 +34,12 @@ export interface SubmitRequest {
   engineOptions?: Pick<OperationContext, 'targets' | 'replace' | 'refresh' | 'expectNoChanges'>;
   /** preview only: a drift check (refresh first; the result says whether anything would change). */
   drift?: boolean;
+  /** preview only: save the update plan (its id is the job id; result.planId). */
+  savePlan?: boolean;
+  /** up only: apply exactly the plan saved by this preview job. */
+  planFrom?: string;
+  /** Recorded in the job's options (e.g. the stored spec's version the job ran with). */
+  specVersion?: number;
 }
 
 /** Resource types whose replacement moves real infrastructure: clusters and networks. */
@@ -144,6 +150,9 @@ export class JobRunner {
       ...(req.operation === 'destroy' ? { remove: !!req.remove } : {}),
       ...(req.confirmReplace ? { confirmReplace: true } : {}),
       ...(req.drift ? { drift: true } : {}),
+      ...(req.savePlan ? { savePlan: true } : {}),
+      ...(req.planFrom ? { planFrom: req.planFrom } : {}),
+      ...(req.specVersion !== undefined ? { specVersion: req.specVersion } : {}),
       ...(req.engineOptions ?? {}),
     };
     const created = this.store.createLockedJob({
@@ -308,12 +317,16 @@ export class JobRunner {
       ...(req.message ? { message: req.message } : {}),
       ...(req.engineOptions ?? {}),
       ...(req.drift ? { refresh: true } : {}),
+      ...(req.savePlan ? { plan: { id: a.id, mode: 'save' as const } } : {}),
+      ...(req.planFrom ? { plan: { id: req.planFrom, mode: 'apply' as const } } : {}),
     };
     try {
       let result;
       switch (req.operation) {
         case 'up':
-          if (!req.confirmReplace && this.store.hasDeployed(req.stack)) await this.preflight(a);
+          // An applied plan was previewed already (that preview is the confirmation).
+          if (!req.confirmReplace && !req.planFrom && this.store.hasDeployed(req.stack))
+            await this.preflight(a);
           result = await this.engine.up(req.stack, req.spec!, ctx);
           break;
         case 'preview':
@@ -328,6 +341,7 @@ export class JobRunner {
       }
       // Secret outputs are hidden here too, whatever the engine did.
       let safe: unknown = result.outputs ? { ...result, outputs: redactOutputs(result.outputs) } : result;
+      if (req.savePlan) safe = { ...(safe as object), planId: a.id };
       if (req.drift) {
         const drift = Object.entries(result.changes).some(([op, n]) => op !== 'same' && n > 0);
         safe = { ...(safe as object), drift };

@@ -340,15 +340,34 @@ export class JobStore {
   }
 
   listJobs(filter: { stack?: string; status?: JobStatus; limit?: number; offset?: number } = {}): Job[] {
+    return this.pageJobs(filter).jobs;
+  }
+
+  /**
+   * Jobs newest first. `cursor` (from a previous page's nextCursor) continues after that page:
+   * stable while jobs are added, unlike offsets.
+   */
+  pageJobs(
+    filter: { stack?: string; status?: JobStatus; limit?: number; offset?: number; cursor?: number } = {},
+  ): { jobs: Job[]; nextCursor?: number } {
     const { where, args } = this.jobFilter(filter);
-    args.push(filter.limit ?? 50, filter.offset ?? 0);
+    if (filter.cursor !== undefined) {
+      where.push('rowid < ?');
+      args.push(filter.cursor);
+    }
+    const limit = filter.limit ?? 50;
+    args.push(limit, filter.offset ?? 0);
     const rows = this.db
       .prepare(
-        `SELECT * FROM jobs ${where.length ? `WHERE ${where.join(' AND ')}` : ''}
-         ORDER BY created_at DESC, rowid DESC LIMIT ? OFFSET ?`,
+        `SELECT rowid AS row_id, * FROM jobs ${where.length ? `WHERE ${where.join(' AND ')}` : ''}
+         ORDER BY rowid DESC LIMIT ? OFFSET ?`,
       )
       .all(...args) as Row[];
-    return rows.map(toJob);
+    const last = rows.at(-1);
+    return {
+      jobs: rows.map(toJob),
+      ...(rows.length === limit && last ? { nextCursor: Number(last.row_id) } : {}),
+    };
   }
 
   /** Jobs not yet finished (queued, running or cancelling). */

@@ -59,6 +59,34 @@ describe('automation service: features', () => {
     );
   });
 
+  it('plan then apply: a preview saves its plan, up applies exactly it; refused once the spec changed', async () => {
+    svc = await startTestService(engine);
+    await waitForJob(svc, (await post('/v1/stacks/dev/up', { spec: VALID_SPEC })).json.jobId);
+    const preview = await waitForJob(
+      svc,
+      (await post('/v1/stacks/dev/preview', { savePlan: true })).json.jobId,
+    );
+    assert.equal((preview.result as { planId: string }).planId, preview.id);
+    assert.deepEqual(engine.calls.at(-1)!.options!.plan, { id: preview.id, mode: 'save' });
+    const apply = await waitForJob(
+      svc,
+      (await post('/v1/stacks/dev/up', { planFrom: preview.id })).json.jobId,
+    );
+    assert.equal(apply.status, 'succeeded');
+    const up = engine.calls.at(-1)!;
+    assert.equal(up.op, 'up', 'no preflight preview: the saved preview was the confirmation');
+    assert.deepEqual(up.options!.plan, { id: preview.id, mode: 'apply' });
+    await api(svc.url, 'PATCH', '/v1/stacks/dev/spec', {
+      token: svc.operate,
+      body: { replicator: { replicas: 3 } },
+    });
+    const stale = await post('/v1/stacks/dev/up', { planFrom: preview.id });
+    assert.equal(stale.status, 409);
+    assert.equal(stale.json.error.code, 'plan_stale');
+    const notAPlan = await post('/v1/stacks/dev/up', { planFrom: apply.id });
+    assert.equal(notAPlan.json.error.code, 'invalid_plan');
+  });
+
   it('an Idempotency-Key makes a POST run once; reusing it for another request is 409', async () => {
     svc = await startTestService(engine);
     const h = { 'idempotency-key': 'deploy-42' };
@@ -182,6 +210,16 @@ describe('automation service: features', () => {
       },
     );
     assert.equal(future.json.total, 0);
+    const jobs1 = await api(svc.url, 'GET', '/v1/jobs?limit=2', { token: svc.read });
+    assert.equal(jobs1.json.total, 3);
+    const jobs2 = await api(svc.url, 'GET', `/v1/jobs?limit=2&cursor=${jobs1.json.nextCursor}`, {
+      token: svc.read,
+    });
+    assert.deepEqual(
+      jobs2.json.jobs.map((j: { stack: string }) => j.stack),
+      ['s0'],
+    );
+    assert.equal(jobs2.json.nextCursor, undefined);
     const byActor = await api(svc.url, 'GET', `/v1/audit?actor=${encodeURIComponent('anonymous')}`, {
       token: svc.operate,
     });

@@ -12,7 +12,7 @@ import assert from 'node:assert/strict';
 import { mkdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { CancelledError, StackBusyError, StackNotFoundError } from '../../automation/errors.ts';
+import { CancelledError, EngineError, StackBusyError, StackNotFoundError } from '../../automation/errors.ts';
 import type { StackEvent } from '../../automation/events.ts';
 import { PulumiEngine } from '../../automation/pulumiEngine.ts';
 import { validateSpec } from '../../automation/spec.ts';
@@ -152,6 +152,22 @@ describe('automation library: lifecycle on the real Pulumi engine (inline progra
     // The stack is usable afterwards (the lock is released).
     const r = await engine.refresh(stack);
     assert.equal(r.operation, 'refresh');
+    state.slowMs = 10;
+  });
+
+  it('plan then apply: up performs the saved plan; Pulumi refuses it once the program wants more', async () => {
+    state.slowMs = 20;
+    const planId = '00000000-0000-4000-8000-00000000a11c';
+    const preview = await engine.preview(stack, spec(), { plan: { id: planId, mode: 'save' } });
+    assert.equal(preview.changes.update, 1, JSON.stringify(preview.changes));
+    const applied = await engine.up(stack, spec(), { plan: { id: planId, mode: 'apply' } });
+    assert.equal(applied.changes.update, 1, JSON.stringify(applied.changes));
+    state.slowMs = 30;
+    await assert.rejects(engine.up(stack, spec(), { plan: { id: planId, mode: 'apply' } }), (e: unknown) => {
+      assert.ok(e instanceof EngineError, String(e));
+      assert.match(e.message, /plan/i);
+      return true;
+    });
     state.slowMs = 10;
   });
 

@@ -33,9 +33,14 @@ export function jobRoutes(ctx: RouteContext): FastifyPluginAsyncZod {
             status: JobStatus.optional(),
             limit: queryInt(1, 500).optional(),
             offset: queryInt(0, 1_000_000).optional(),
+            cursor: queryInt(1, 999_999_999).optional().describe('nextCursor of the previous page'),
           }),
           response: {
-            200: z.object({ jobs: z.array(Job), total: z.number().int() }),
+            200: z.object({
+              jobs: z.array(Job),
+              total: z.number().int().describe('Jobs matching the filters (all pages)'),
+              nextCursor: z.number().int().optional().describe('Pass as ?cursor= for the next page'),
+            }),
             ...errors(400, 401, 403, 429),
           },
         },
@@ -48,8 +53,13 @@ export function jobRoutes(ctx: RouteContext): FastifyPluginAsyncZod {
             'forbidden',
             `this token is limited to the stacks ${grants.join(', ')}: pass ?stack=<one of them>`,
           );
-        const q = req.query as Parameters<typeof store.listJobs>[0];
-        return { jobs: store.listJobs(q).map((j) => jobView(j, runner)), total: store.countJobs(q) };
+        const q = req.query as Parameters<typeof store.pageJobs>[0];
+        const page = store.pageJobs(q);
+        return {
+          jobs: page.jobs.map((j) => jobView(j, runner)),
+          total: store.countJobs(q),
+          ...(page.nextCursor ? { nextCursor: page.nextCursor } : {}),
+        };
       },
     );
 

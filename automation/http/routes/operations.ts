@@ -70,6 +70,8 @@ export function operationRoutes(ctx: RouteContext): FastifyPluginAsyncZod {
     }
 
     type Body = {
+      savePlan?: boolean;
+      planFrom?: string;
       message?: string;
       remove?: boolean;
       confirmReplace?: boolean;
@@ -104,7 +106,30 @@ export function operationRoutes(ctx: RouteContext): FastifyPluginAsyncZod {
         ...(body.confirmReplace ? { confirmReplace: true } : {}),
         ...(Object.keys(engineOptions).length ? { engineOptions } : {}),
         ...(drift ? { drift: true } : {}),
+        ...(body.savePlan ? { savePlan: true } : {}),
+        ...(body.planFrom ? { planFrom: body.planFrom } : {}),
+        ...(spec && store.getSpec(stack) ? { specVersion: store.getSpec(stack)!.version } : {}),
       });
+    }
+
+    /** The preview job whose plan an up applies: same stack, succeeded, saved, spec unchanged since. */
+    function checkPlan(stack: string, planFrom: string): void {
+      const p = store.getJob(planFrom);
+      if (!p || p.stack !== stack || p.operation !== 'preview' || !p.options.savePlan)
+        throw new HttpError(
+          400,
+          'invalid_plan',
+          `job ${planFrom} is not a preview of ${stack} that saved a plan`,
+        );
+      if (p.status !== 'succeeded')
+        throw new HttpError(409, 'plan_stale', `the preview ${planFrom} did not succeed (${p.status})`);
+      const current = store.getSpec(stack)?.version;
+      if (p.options.specVersion !== current)
+        throw new HttpError(
+          409,
+          'plan_stale',
+          `the stored spec changed since the preview ${planFrom} (version ${String(p.options.specVersion)} -> ${String(current)}): preview again`,
+        );
     }
 
     /**
@@ -166,6 +191,11 @@ export function operationRoutes(ctx: RouteContext): FastifyPluginAsyncZod {
       async (req, reply) =>
         once(req, reply, async () => {
           const who = actorOf(req.token!);
+          if (req.body.planFrom) {
+            if (req.body.spec)
+              throw new HttpError(400, 'invalid_request', 'planFrom applies a saved plan: send no spec');
+            checkPlan(req.params.stack, req.body.planFrom);
+          }
           const { spec, save } = specFor(req.params.stack, req.body.spec, true, who);
           const job = await submit('up', req.params.stack, who, req.body, spec);
           save?.();
@@ -189,6 +219,8 @@ export function operationRoutes(ctx: RouteContext): FastifyPluginAsyncZod {
       async (req, reply) =>
         once(req, reply, async () => {
           const who = actorOf(req.token!);
+          if (req.body.savePlan && req.body.spec)
+            throw new HttpError(400, 'invalid_request', 'savePlan previews the stored spec: send no spec');
           const { spec } = specFor(req.params.stack, req.body.spec, false, who);
           return submit('preview', req.params.stack, who, req.body, spec);
         }),

@@ -203,7 +203,7 @@ export class ScriptedEngine implements StackEngine {
 
   private async run(call: Call, ctx: OperationContext = {}): Promise<OperationResult> {
     const options = Object.fromEntries(
-      (['targets', 'replace', 'refresh', 'expectNoChanges'] as const)
+      (['targets', 'replace', 'refresh', 'expectNoChanges', 'plan'] as const)
         .filter((k) => ctx[k] !== undefined)
         .map((k) => [k, ctx[k]]),
     );
