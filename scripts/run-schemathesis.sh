@@ -5,6 +5,7 @@
 # cloud-free test program) when scripts/install-pulumi-engine.sh has built it, else on the scripted
 # engine. The venv lives outside the repository: ${XDG_CACHE_HOME:-~/.cache}/udpmesh/schemathesis-<v>.
 # Usage: scripts/run-schemathesis.sh [max examples per operation, default 30]
+#        scripts/run-schemathesis.sh --install   (only create the venv; .ci/run does this before the tests)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 VERSION=4.32.5
@@ -15,6 +16,7 @@ if [ ! -x "$VENV/bin/schemathesis" ]; then
   python3 -m venv "$VENV" || { echo "run-schemathesis: python3 -m venv failed (apt-get install python3-venv)" >&2; exit 1; }
   "$VENV/bin/pip" install --quiet "schemathesis==$VERSION" || { echo "run-schemathesis: pip install failed" >&2; exit 1; }
 fi
+[ "$MAX_EXAMPLES" = "--install" ] && { echo "run-schemathesis: schemathesis $VERSION ready in $VENV" >&2; exit 0; }
 NODE=node_modules/.bin/node
 OUT=$(mktemp -d)
 trap 'kill "$SERVER" 2>/dev/null || true; wait "$SERVER" 2>/dev/null || true; rm -rf "$OUT"' EXIT
