@@ -126,6 +126,7 @@ describe('issue 10 defects on real sockets', function () {
       peer_gone: 0,
       shutdown: 20,
       handover: 0,
+      held_overflow: 0,
     });
     assert.equal(a.snapshot().dropped.abandoned, 20);
   });
