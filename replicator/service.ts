@@ -142,6 +142,9 @@ export class Replicator {
     );
   }
 
+  /** Called when etcd says a newer incarnation of this member exists (issue 10 D5). */
+  onFenced: (() => void) | undefined;
+
   get config(): ReplicatorConfig {
     return this.cfg;
   }
@@ -190,6 +193,13 @@ export class Replicator {
         this.log.child({ component: 'coordinator' }),
       );
       this.coordinator.on('members', (m) => this.applyMembers(m));
+      this.coordinator.on('fenced', () => {
+        // Stop taking traffic at once; the process owner (main.ts) exits so a supervisor starts a new
+        // incarnation with a new epoch.
+        this.ready = false;
+        this.draining = true;
+        this.onFenced?.();
+      });
       this.coordinator.on('config', (doc) => this.applyDynamicConfig(doc));
       this.coordinator.on('etcdUp', (up) =>
         this.log.info(
