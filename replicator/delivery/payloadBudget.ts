@@ -17,12 +17,20 @@
 //     (https://cloud.google.com/vpc/docs/mtu), AKS Azure CNI: 1500.
 // Inner headers: IPv4 20, IPv6 40 (RFC 8200), UDP 8 (RFC 768). The ESP overhead itself (outer IP,
 // SPI, sequence, IV, padding, ICV: RFC 4303) is what separates each gateway's inner MTU from 1500.
-import { dataHeaderBytes, MAX_SENDER_BYTES, RECORD_HEADER_BYTES } from '../protocol/frame.ts';
+import { dataHeaderBytes, FRAME_VERSION, MAX_SENDER_BYTES, RECORD_HEADER_BYTES } from '../protocol/frame.ts';
 import { TRAILER_BYTES } from '../protocol/frameAuth.ts';
 import { proxyV2HeaderBytes, SESSION_TLV_BYTES } from './proxyV2.ts';
 
 export const CLOUDS = ['aws', 'gcp', 'azure'] as const;
 export type BudgetCloud = (typeof CLOUDS)[number];
+
+/**
+ * Frame version 1 sizes a DATA header by its sender name; version 2 (docs/protocol.md) by sender and
+ * receiver, and counts the auth trailer inside replication.maxFrameBytes. Written against both so the
+ * budget follows whichever frame.ts it is built with.
+ */
+const dataHeader = dataHeaderBytes as (sender: string, receiver: string) => number;
+const FRAME_LIMIT_INCLUDES_TRAILER = FRAME_VERSION >= 2;
 
 export interface CloudNetwork {
   /** Largest inner IP packet the cloud's managed VPN gateway carries. */
@@ -61,8 +69,9 @@ export const UDP_HEADER_BYTES = 8;
 export const MAX_CLUSTER_NAME_BYTES = 32;
 
 export interface BudgetOptions {
-  /** The replicator member name that signs frames (`cluster/instance`); worst case by default. */
+  /** The replicator member names in frames (`cluster/instance`); worst case (64 bytes) by default. */
   sender?: string;
+  receiver?: string;
   /** Frame authentication on (the trailer is appended after the frame is built). Default true. */
   auth?: boolean;
   /** Delivery identity mode: proxy-v2 adds the PROXY header on the pod network hop. */
@@ -85,12 +94,12 @@ export interface PairBudget {
   /** Largest payload that reaches a backend in a or b in one datagram (PROXY header included). */
   deliveryLimit: number;
   maxPayload: number;
-  /** The replication.maxFrameBytes (before the auth trailer) that fits pathMtu. */
+  /** The replication.maxFrameBytes that fits pathMtu (v1: before the auth trailer; v2: including it). */
   maxFrameBytes: number;
 }
 
-export function frameOverhead(sender: string, auth: boolean): number {
-  return dataHeaderBytes(sender) + RECORD_HEADER_BYTES + (auth ? TRAILER_BYTES : 0);
+export function frameOverhead(sender: string, auth: boolean, receiver = sender): number {
+  return dataHeader(sender, receiver) + RECORD_HEADER_BYTES + (auth ? TRAILER_BYTES : 0);
 }
 
 /** The largest PROXY v2 header this replicator writes (the TLVs for origin cluster and session). */
@@ -108,7 +117,7 @@ export function pairBudget(a: BudgetCloud, b: BudgetCloud, o: BudgetOptions = {}
     nets[a].vpnInnerMtu - nets[a].tunnelOverhead,
     nets[b].vpnInnerMtu - nets[b].tunnelOverhead,
   );
-  const overhead = frameOverhead(sender, auth);
+  const overhead = frameOverhead(sender, auth, o.receiver ?? 'x'.repeat(MAX_SENDER_BYTES));
   const replicationLimit = pathMtu - ipUdp - overhead;
   const proxy = o.sessionIdentity === 'proxy-v2' ? maxProxyHeaderBytes(family) : 0;
   const deliveryLimit = Math.min(nets[a].podMtu, nets[b].podMtu) - ipUdp - proxy;
@@ -121,7 +130,7 @@ export function pairBudget(a: BudgetCloud, b: BudgetCloud, o: BudgetOptions = {}
     replicationLimit,
     deliveryLimit,
     maxPayload: Math.min(replicationLimit, deliveryLimit),
-    maxFrameBytes: pathMtu - ipUdp - (auth ? TRAILER_BYTES : 0),
+    maxFrameBytes: pathMtu - ipUdp - (auth && !FRAME_LIMIT_INCLUDES_TRAILER ? TRAILER_BYTES : 0),
   };
 }
 
