@@ -336,7 +336,7 @@ export class Replicator {
     this.deliverAtOrigin(s, msg);
     const peers = this.core!.peers;
     // proxy-v2: the session's client address travels ahead of its datagrams (a control record).
-    const announce = this.sessions.announcement(s, peers.placementsOf(s), now);
+    const announce = this.sessions.announcement(s, now, peers.placementsOf(s));
     if (announce) peers.replicateControl(s, CONTROL_SESSION, this.controlSeq++, announce);
     peers.replicate(s, seq, msg);
     if (!this.flushScheduled && peers.dirty.size > 0) {
