@@ -1,7 +1,6 @@
 // The replicator: ingress -> positions -> local delivery + replication to one replica of every other
 // cluster; inbound replication -> dedupe/order -> local delivery; replies back to clients. This file wires
 // the pure parts (codec, window, streams, links, tables) to sockets, timers and the coordinator.
-import { createSocket, type RemoteInfo, type Socket } from 'node:dgram';
 import { hostname } from 'node:os';
 import { performance } from 'node:perf_hooks';
 import type { Logger } from 'pino';
@@ -22,9 +21,9 @@ import { DropReason, type ReplicatorSnapshot } from './observability/stats.ts';
 import { verifyFrame, signFrame, type FrameKey, type KeyRing } from './protocol/frameAuth.ts';
 import { loadKeyRing } from './replication/clusterKeys.ts';
 import { BackendSockets } from './delivery/backendSockets.ts';
+import type { RecvBatch, UdpIo, UdpSocketIo } from './io/udpIo.ts';
+import { selectIo } from './io/select.ts';
 
-const kSession = Symbol('udpmesh.session');
-type UpstreamSocket = Socket & { [kSession]?: ClientSession };
 const UPSTREAM_QUEUE_LIMIT = 256;
 import { Admission, takeToken } from './ingress/admission.ts';
 
@@ -53,14 +52,16 @@ export class Replicator {
   private cfg: ReplicatorConfig;
   private readonly baseCfg: ReplicatorConfig;
   private listeners: Listener[] = [];
-  private replSocket: Socket | undefined;
+  private replSocket: UdpSocketIo | undefined;
+  /** The sockets' implementation (config `io`): batched (udp_batch addon) or Node's dgram. */
+  readonly io: UdpIo;
   private readonly backendSockets: BackendSockets;
   private retainedBackendsVersion = 0;
   /** One handler per event for every session's upstream socket (no closures per session). */
   private readonly upstreamHandlers: {
-    message: (this: Socket, reply: Buffer) => void;
-    connect: (this: Socket) => void;
-    error: (this: Socket, err: Error) => void;
+    batch: (replies: RecvBatch, up: UdpSocketIo) => void;
+    connect: (up: UdpSocketIo) => void;
+    error: (err: Error, up: UdpSocketIo) => void;
   };
   private readonly pool: BackendPool;
   private readonly table: SessionTable<ClientSession>;
@@ -112,32 +113,35 @@ export class Replicator {
     this.selfHash = hashString(this.member);
     this.pool = new BackendPool((msg) => this.log.warn(msg));
     this.keyRing = loadKeyRing(config.replication.auth);
+    this.io = selectIo(config.io);
     this.backendSockets = new BackendSockets(
-      () => this.stats.remoteRepliesDiscarded++,
+      this.io,
+      (n) => (this.stats.remoteRepliesDiscarded += n),
       (err) => this.log.warn({ err: err.message }, 'delivery socket error'),
     );
-    // The handlers need both the emitting socket (their `this`) and the replicator.
+    // One set of handlers for every session's upstream socket: the session is the socket's context.
     // eslint-disable-next-line @typescript-eslint/no-this-alias
     const self = this;
     this.upstreamHandlers = {
-      message(reply) {
-        const s = (this as UpstreamSocket)[kSession];
+      batch(replies, up) {
+        const s = up.context as ClientSession | undefined;
         if (!s) return;
-        // Relay the backend's reply from the address the client talked to.
-        s.listener.send(reply, s.port, s.address);
-        self.stats.repliesRelayed++;
+        // Relay the backend's replies from the address the client talked to.
+        for (let i = 0; i < replies.count; i++)
+          s.listener.send(replies.data, s.port, s.address, replies.offset(i), replies.length(i));
+        self.stats.repliesRelayed += replies.count;
         self.table.promote(s, performance.now());
       },
-      connect() {
-        const s = (this as UpstreamSocket)[kSession];
-        if (!s || s.upstream !== this) return;
+      connect(up) {
+        const s = up.context as ClientSession | undefined;
+        if (!s || s.upstream !== up) return;
         s.upstreamConnected = true;
         const q = s.upstreamQueue;
         s.upstreamQueue = undefined;
-        if (q) for (const payload of q) this.send(payload);
+        if (q) for (const payload of q) up.send(payload, 0, undefined);
       },
-      error(err) {
-        const s = (this as UpstreamSocket)[kSession];
+      error(err, up) {
+        const s = up.context as ClientSession | undefined;
         self.drop(DropReason.SendError);
         if (s?.upstreamQueue) {
           for (let i = 0; i < s.upstreamQueue.length; i++) self.drop(DropReason.SendError);
@@ -162,9 +166,17 @@ export class Replicator {
   async start(): Promise<void> {
     const cfg = this.cfg;
     await this.pool.configure(cfg.delivery.backends, cfg.delivery.dns, cfg.delivery.dnsRefreshMs);
-    this.replSocket = await bindUdp(cfg.replication.address, cfg.replication.port);
-    this.replSocket.on('message', (msg, rinfo) => this.onFrame(msg, rinfo));
-    this.replSocket.on('error', (err) => this.log.error({ err: err.message }, 'replication socket error'));
+    this.log.info({ io: this.io.kind }, this.io.reason);
+    // GRO: a peer's burst of frames is read as one coalesced datagram and split in the addon.
+    this.replSocket = await bindUdp(this.io, cfg.replication.address, cfg.replication.port, { gro: true });
+    // A frame's records are views of it that the reorder buffer may keep: copy(i) (dgram's own Buffer).
+    this.replSocket.onBatch = (b) => {
+      for (let i = 0; i < b.count; i++) this.onFrame(b.copy(i), b, i);
+    };
+    this.replSocket.onError = (err) => {
+      if ((err as NodeJS.ErrnoException).syscall?.startsWith('send')) this.drop(DropReason.SendError);
+      this.log.error({ err: err.message }, 'replication socket error');
+    };
     if (cfg.etcd) {
       const advertise = this.advertisedEndpoint();
       this.coordinator = new Coordinator(
@@ -207,14 +219,13 @@ export class Replicator {
     for (const p of cfg.replication.peers) this.upsertLink(this.peerFromConfig(p), true);
     this.rebuildTargets();
 
-    this.listeners = await bindListeners(cfg.ingress.addresses, cfg.ingress.ports, this.reusePort);
-    for (const l of this.listeners) {
-      // Clients of different ingress sockets are different sessions; the first socket needs no prefix.
-      const prefix = l === this.listeners[0] ? '' : `${this.listeners.indexOf(l)}/`;
-      l.socket.on('message', (msg, rinfo) => this.onClientDatagram(l.socket, prefix, msg, rinfo));
-      l.socket.on('error', (err) =>
-        this.log.error({ err: err.message, port: l.port }, 'ingress socket error'),
-      );
+    this.listeners = await bindListeners(this.io, cfg.ingress.addresses, cfg.ingress.ports, this.reusePort);
+    for (const [index, l] of this.listeners.entries()) {
+      // Clients of different ingress sockets are different sessions (the listener index is in the key).
+      l.socket.onBatch = (b) => {
+        for (let i = 0; i < b.count; i++) this.onClientDatagram(l.socket, index, b, i);
+      };
+      l.socket.onError = (err) => this.log.error({ err: err.message, port: l.port }, 'ingress socket error');
     }
     const tick = setInterval(() => this.tick(), protocolParams.tickMs);
     const slow = setInterval(() => this.slowTick(), 50);
@@ -232,6 +243,7 @@ export class Replicator {
         replication: `${cfg.replication.address}:${this.replSocket.address().port}`,
         backends: this.pool.backends.map((b) => `${b.address}:${b.port}`),
         mode: cfg.ingress.mode,
+        io: this.io.kind,
       },
       'replicator ready',
     );
@@ -256,25 +268,26 @@ export class Replicator {
 
   // ---------------------------------------------------------------- ingress (the per-datagram path)
 
-  private onClientDatagram(listener: Socket, keyPrefix: string, msg: Buffer, rinfo: RemoteInfo): void {
+  private onClientDatagram(listener: UdpSocketIo, listenerIndex: number, b: RecvBatch, i: number): void {
     const now = performance.now();
-    if (msg.length > this.cfg.ingress.maxPayloadBytes) {
+    const length = b.length(i);
+    if (length > this.cfg.ingress.maxPayloadBytes) {
       this.drop(DropReason.Oversize);
       return;
     }
-    const key = `${keyPrefix}${rinfo.address}|${rinfo.port}`;
+    const key = b.sourceKey(i, listenerIndex);
     let s = this.table.get(key);
     if (s === undefined) {
       if (this.draining || !this.ready) {
         this.drop(DropReason.Draining);
         return;
       }
-      const verdict = this.admission.check(rinfo.address);
+      const verdict = this.admission.check(b.address(i));
       if (verdict !== 'allowed') {
         this.drop(verdict === 'denied' ? DropReason.Denied : DropReason.NotAllowed);
         return;
       }
-      const created = this.newSession(key, listener, rinfo, now);
+      const created = this.newSession(key, listener, b.address(i), b.port(i), now);
       if (!created) {
         this.drop(DropReason.SessionCap);
         return;
@@ -289,15 +302,17 @@ export class Replicator {
       return;
     }
     this.stats.ingressDatagrams++;
-    this.stats.ingressBytes += msg.length;
+    this.stats.ingressBytes += length;
     this.lastIngressAt = now;
     const seq = s.nextSeq++;
-    this.deliverAtOrigin(s, msg);
+    this.deliverAtOrigin(s, b, i);
     if (s.targetsVersion !== this.targetsVersion) this.chooseTargets(s);
     const targets = s.targets;
-    for (let i = 0; i < targets.length; i++) {
-      targets[i].enqueue(s.id, seq, msg);
-      this.dirtyLinks.add(targets[i]);
+    // The retransmit buffer keeps the payload: one copy (dgram: its own Buffer) shared by every target.
+    const msg = targets.length > 0 ? b.copy(i) : undefined;
+    for (let t = 0; t < targets.length; t++) {
+      targets[t].enqueue(s.id, seq, msg!);
+      this.dirtyLinks.add(targets[t]);
     }
     if (!this.flushScheduled && targets.length > 0) {
       this.flushScheduled = true;
@@ -314,9 +329,10 @@ export class Replicator {
   };
 
   private newSession(
-    key: string,
-    listener: Socket,
-    rinfo: RemoteInfo,
+    key: string | number,
+    listener: UdpSocketIo,
+    address: string,
+    port: number,
     now: number,
   ): ClientSession | undefined {
     const id = this.nextSessionId++;
@@ -324,8 +340,8 @@ export class Replicator {
     const s: ClientSession = {
       key,
       id,
-      address: rinfo.address,
-      port: rinfo.port,
+      address,
+      port,
       listener,
       nextSeq: 0,
       hashKey: sessionHashKey(this.selfHash, this.epoch, id),
@@ -353,48 +369,50 @@ export class Replicator {
     this.closeUpstream(s);
   }
 
-  private deliverAtOrigin(s: ClientSession, payload: Buffer): void {
+  private deliverAtOrigin(s: ClientSession, b: RecvBatch, i: number): void {
     if (s.backendVersion !== this.pool.version) {
       s.backend = this.pool.pick(s.hashKey);
       s.backendVersion = this.pool.version;
     }
-    const b = s.backend;
-    if (!b) {
+    const backend = s.backend;
+    if (!backend) {
       this.drop(DropReason.NoBackend);
       return;
     }
     if (this.cfg.ingress.mode === 'reply') {
       // The session's own socket, connected to its backend (of the backend's address family).
-      if (s.upstreamBackend !== b) this.openUpstream(s, b);
-      if (s.upstreamConnected) s.upstream!.send(payload);
-      else if ((s.upstreamQueue ??= []).length < UPSTREAM_QUEUE_LIMIT) s.upstreamQueue.push(payload);
+      if (s.upstreamBackend !== backend) this.openUpstream(s, backend);
+      if (s.upstreamConnected) s.upstream!.send(b.data, 0, undefined, b.offset(i), b.length(i));
+      else if ((s.upstreamQueue ??= []).length < UPSTREAM_QUEUE_LIMIT) s.upstreamQueue.push(b.copy(i));
       else {
         this.drop(DropReason.SendError);
         return;
       }
     } else {
-      this.backendSockets.send(b, payload);
+      this.backendSockets.send(backend, b.data, b.offset(i), b.length(i));
     }
     this.countDelivered(this.cluster);
   }
 
   private openUpstream(s: ClientSession, b: Backend): void {
     this.closeUpstream(s);
-    const up: UpstreamSocket = createSocket(b.family === 6 ? 'udp6' : 'udp4');
-    up[kSession] = s;
-    up.on('message', this.upstreamHandlers.message);
-    up.on('error', this.upstreamHandlers.error);
-    up.once('connect', this.upstreamHandlers.connect);
+    const up = this.io.open(b.family);
+    up.context = s;
+    up.onBatch = this.upstreamHandlers.batch;
+    up.onError = this.upstreamHandlers.error;
     s.upstream = up;
     s.upstreamBackend = b;
     s.upstreamConnected = false;
-    up.connect(b.port, b.address);
+    up.connect(b.port, b.address).then(
+      () => this.upstreamHandlers.connect(up),
+      (err: Error) => this.upstreamHandlers.error(err, up),
+    );
   }
 
   private closeUpstream(s: ClientSession): void {
-    const up = s.upstream as UpstreamSocket | undefined;
+    const up = s.upstream;
     if (!up) return;
-    up[kSession] = undefined;
+    up.context = undefined;
     s.upstream = undefined;
     s.upstreamBackend = undefined;
     s.upstreamConnected = false;
@@ -430,7 +448,7 @@ export class Replicator {
 
   // ---------------------------------------------------------------- replication frames
 
-  private onFrame(raw: Buffer, rinfo: RemoteInfo): void {
+  private onFrame(raw: Buffer, from: RecvBatch, i: number): void {
     const auth = verifyFrame(raw, this.keyRing);
     if (!auth.ok) {
       this.drop(auth.reason === 'bad_mac' ? DropReason.BadMac : DropReason.Unauthenticated);
@@ -450,7 +468,7 @@ export class Replicator {
     const now = performance.now();
     switch (f.type) {
       case FrameType.Data:
-        this.onData(f, rinfo, now);
+        this.onData(f, from, i, now);
         break;
       case FrameType.Ack: {
         const e = this.links.get(f.sender);
@@ -469,7 +487,7 @@ export class Replicator {
             'peer restarted; resending what it had not delivered',
           );
         }
-        const to = this.replyAddress(f.sender, rinfo);
+        const to = this.replyAddress(f.sender, from, i);
         this.sendFrame(
           encodePing(FrameType.Pong, this.member, f.epoch, f.timestamp),
           to.port,
@@ -490,7 +508,7 @@ export class Replicator {
     }
   }
 
-  private onData(f: DataFrame, rinfo: RemoteInfo, now: number): void {
+  private onData(f: DataFrame, from: RecvBatch, i: number, now: number): void {
     const key = `${f.sender}#${f.epoch}`;
     let entry = this.inbound.get(key);
     if (entry === undefined) {
@@ -499,8 +517,8 @@ export class Replicator {
     }
     const stream = entry.stream;
     if (f.lowWater > stream.window.base) stream.applyLowWater(f.lowWater, now);
-    for (let i = 0; i < f.records.length; i++) stream.receive(f.records[i], now);
-    if (stream.ackUrgent || stream.unacked >= protocolParams.ackEveryDatagrams) this.sendAck(entry, rinfo);
+    for (let r = 0; r < f.records.length; r++) stream.receive(f.records[r], now);
+    if (stream.ackUrgent || stream.unacked >= protocolParams.ackEveryDatagrams) this.sendAck(entry, from, i);
     else this.ackDirty.add(entry);
   }
 
@@ -570,10 +588,10 @@ export class Replicator {
     this.countDelivered(entry.originCluster);
   }
 
-  private sendAck(entry: InboundEntry, rinfo?: RemoteInfo): void {
+  private sendAck(entry: InboundEntry, from?: RecvBatch, i = 0): void {
     const s = entry.stream;
     const st = s.ackState(protocolParams.maxAckRanges);
-    const to = this.replyAddress(s.origin, rinfo);
+    const to = this.replyAddress(s.origin, from, i);
     const delayUs = Math.max(0, (performance.now() - s.lastActivity) * 1000);
     this.sendFrame(
       encodeAck(this.member, s.epoch, st.base, st.largest, delayUs, st.ranges),
@@ -587,10 +605,10 @@ export class Replicator {
   }
 
   /** Answers go to the peer's advertised endpoint (it may sit behind a NAT or proxy), else to the source. */
-  private replyAddress(member: string, rinfo?: RemoteInfo): { address: string; port: number } {
+  private replyAddress(member: string, from?: RecvBatch, i = 0): { address: string; port: number } {
     const e = this.links.get(member);
     if (e) return { address: e.link.peer.address, port: e.link.peer.port };
-    if (rinfo) return { address: rinfo.address, port: rinfo.port };
+    if (from) return { address: from.address(i), port: from.port(i) };
     return { address: '127.0.0.1', port: 0 };
   }
 
@@ -624,9 +642,9 @@ export class Replicator {
   private sendFrame(frame: Buffer, port: number, address: string, to?: string): void {
     if (port === 0) return;
     const key = to === undefined ? undefined : this.peerKeys.get(to);
-    this.replSocket?.send(signFrame(frame, this.keyRing, key), port, address, (err) => {
-      if (err) this.drop(DropReason.SendError);
-    });
+    // Failures are counted by the socket's onError (send_error); frames of one flush to one peer leave
+    // together (batched: one sendmmsg, GSO).
+    this.replSocket?.send(signFrame(frame, this.keyRing, key), port, address);
   }
 
   private upsertLink(peer: PeerEndpoint, isStatic: boolean): void {
@@ -827,6 +845,15 @@ export class Replicator {
       reorderBuffered,
       inboundStreams: this.inbound.size,
       etcdRequests: this.etcdRequests,
+      io: {
+        mode: this.io.kind,
+        reason: this.io.reason,
+        ...this.io.totals(),
+        buffers: [
+          ...(this.replSocket ? [{ socket: 'replication', ...this.replSocket.bufferSizes() }] : []),
+          ...this.listeners.map((l) => ({ socket: `ingress:${l.port}`, ...l.socket.bufferSizes() })),
+        ],
+      },
       peers: [...this.links.values()].map(({ link, departedAt }) => ({
         id: link.peer.id,
         cluster: link.peer.cluster,
