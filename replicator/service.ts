@@ -166,7 +166,8 @@ export class Replicator {
   async start(): Promise<void> {
     const cfg = this.cfg;
     await this.pool.configure(cfg.delivery.backends, cfg.delivery.dns, cfg.delivery.dnsRefreshMs);
-    this.log.info({ io: this.io.kind }, this.io.reason);
+    if (this.io.reason.includes('fell back')) this.log.warn({ io: this.io.kind }, this.io.reason);
+    else this.log.info({ io: this.io.kind }, this.io.reason);
     // GRO: a peer's burst of frames is read as one coalesced datagram and split in the addon.
     this.replSocket = await bindUdp(this.io, cfg.replication.address, cfg.replication.port, { gro: true });
     // A frame's records are views of it that the reorder buffer may keep: copy(i) (dgram's own Buffer).
