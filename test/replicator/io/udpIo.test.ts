@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createBatchedIo, parseIPv4 } from '../../../replicator/io/batchedIo.ts';
 import { createDgramIo } from '../../../replicator/io/dgramIo.ts';
-import { loadAddon } from '../../../replicator/io/native.ts';
+import { loadAddon, type UdpBatchAddon } from '../../../replicator/io/native.ts';
 import { selectIo } from '../../../replicator/io/select.ts';
 import type { RecvBatch, UdpIo, UdpSocketIo } from '../../../replicator/io/udpIo.ts';
 
@@ -109,6 +109,31 @@ describe('io: addon presence', () => {
       '1.2.3.4 ',
     ])
       assert.equal(parseIPv4(bad, out, 0), false, bad);
+  });
+});
+
+describe('io: the addon refuses bad calls with errors, never a crash', function () {
+  before(function () {
+    if (!loadAddon().addon) this.skip();
+  });
+  it('bad family, bad address, bad port, closed or unknown socket, oversized flush', () => {
+    const addon = (loadAddon() as { addon: UdpBatchAddon }).addon;
+    const noop = (): void => {};
+    assert.throws(() => addon.open(5 as 4, '127.0.0.1', 0, false, false, 0, 0, false, noop, noop), /family/);
+    assert.throws(() => addon.open(4, 'not-an-ip', 0, false, false, 0, 0, false, noop, noop), /IP address/);
+    assert.throws(() => addon.open(4, '127.0.0.1', 70000, false, false, 0, 0, false, noop, noop), /port/);
+    const id = addon.open(4, '127.0.0.1', 0, false, false, 0, 0, false, noop, noop);
+    assert.throws(() => addon.connect(id, 4, '127.0.0.1', 0), /port/);
+    assert.throws(
+      () => addon.connect(id, 6, '::1', 9),
+      (e: Error & { code?: string }) => e.code === 'EAFNOSUPPORT',
+    );
+    addon.close(id);
+    addon.close(id); // twice is harmless
+    assert.throws(() => addon.info(id), /closed/);
+    assert.throws(() => addon.info(123456), /closed or unknown/);
+    assert.throws(() => addon.flush(1 << 30), /count/);
+    assert.throws(() => (addon.setup as (...a: unknown[]) => void)(), /arguments|already/);
   });
 });
 
