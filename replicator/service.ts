@@ -327,6 +327,7 @@ export class Replicator {
     const now = performance.now();
     for (const link of this.dirtyLinks) link.flush(now);
     this.dirtyLinks.clear();
+    this.io.flush(); // this runs in an immediate: the frames leave now, not a turn later
   };
 
   private newSession(

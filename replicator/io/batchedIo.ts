@@ -1,8 +1,8 @@
 // The `batched` implementation of the socket seam, over the udp_batch addon. Per process: one receive ring
 // (recvmmsg fills it; each socket's onBatch runs once per read with a RecvBatch that indexes into it) and one
-// send queue (send() copies into an arena; a microtask flushes it with sendmmsg/GSO right after the
-// current callback: every datagram queued while handling one read, or one timer/immediate, goes out
-// together, and none waits for a timer). The hot path allocates nothing per datagram: sources stay in typed
+// send queue (send() copies into an arena; a setImmediate flushes it with sendmmsg/GSO in the same
+// event-loop turn, right after the poll phase: the replies read from many upstream sockets in one turn
+// leave the ingress socket in one syscall, and nothing waits for a timer; flush() sends at once). The hot path allocates nothing per datagram: sources stay in typed
 // arrays, IPv4 destinations are parsed straight into the queue, session keys for IPv4 are numbers.
 import { lookup } from 'node:dns';
 import { getSystemErrorName } from 'node:util';
@@ -297,7 +297,7 @@ class BatchedSocket implements UdpSocketIo {
     this.counters.sentDatagrams++;
     if (!s.scheduled) {
       s.scheduled = true;
-      queueMicrotask(flushQueue);
+      setImmediate(flushQueue);
     }
   }
 
@@ -378,6 +378,9 @@ export function createBatchedIo(): UdpIo | { reason: string } {
     },
     open(family: 4 | 6): UdpSocketIo {
       return new BatchedSocket(s, family, {});
+    },
+    flush(): void {
+      if (s.count > 0) flushQueue();
     },
     totals(): IoTotals {
       const c = s.counters;
