@@ -361,7 +361,10 @@ static void on_readable(uv_poll_t *h, int status, int events) {
         port = ntohs(a->sin6_port);
       }
       uint32_t base = (uint32_t)i * G.slot_size;
-      for (uint32_t off = 0; off < len && out < G.out_cap; off += seg) {
+      // do/while: an empty datagram is one entry of length 0, not none.
+      uint32_t off = 0;
+      do {
+        if (out >= G.out_cap) break;
         uint32_t l = len - off < seg ? len - off : seg;
         G.r_offsets[out] = base + off;
         G.r_lengths[out] = l;
@@ -369,7 +372,8 @@ static void on_readable(uv_poll_t *h, int status, int events) {
         G.r_families[out] = fam;
         memcpy(G.r_addrs + (size_t)out * 16, addr, 16);
         out++;
-      }
+        off += seg;
+      } while (off < len);
     }
     G.counters[C_RECV_DATAGRAMS] += out;
     if (out > 0) {

@@ -204,6 +204,20 @@ for (const mode of modes) {
       else assert.equal(Math.max(...c.batches), 1);
     });
 
+    it('an empty datagram is received as one of length 0 (never lost silently)', async () => {
+      const s = track(await io.bind({ address: '127.0.0.1', port: 0 }));
+      const c = collect(s);
+      const client = track(await plainSocket());
+      client.send(Buffer.alloc(0), s.address().port, '127.0.0.1');
+      client.send(Buffer.from('after'), s.address().port, '127.0.0.1');
+      await waitFor(
+        () => c.got.length >= 2,
+        () => `2 datagrams (got ${c.got.length})`,
+      );
+      assert.equal(c.got[0].data.length, 0);
+      assert.equal(c.got[1].data.toString(), 'after');
+    });
+
     it('gives different sources different session keys, per listener index', async () => {
       const s = track(await io.bind({ address: '127.0.0.1', port: 0 }));
       const keys: Array<string | number> = [];
