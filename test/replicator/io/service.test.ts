@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { loadAddon } from '../../../replicator/io/native.ts';
 import type { ReplicatorSnapshot } from '../../../replicator/observability/stats.ts';
 import { useEtcdCluster } from '../../harness/etcdFixture.ts';
+import { freePorts } from '../../harness/freePort.ts';
 import { startMesh, type Mesh } from '../../harness/mesh.ts';
 import { ReplicatorLauncher } from '../../harness/replicatorLauncher.ts';
 import { waitFor } from '../../harness/wait.ts';
@@ -64,6 +65,35 @@ describe('io: the replicator on each I/O mode', function () {
       }
     });
   }
+
+  it('io: auto without a loadable addon runs on dgram and says why (log and /status)', async () => {
+    const bogus = join(tmpdir(), `udpmesh-bogus-addon-auto-${process.pid}.node`);
+    writeFileSync(bogus, 'not an addon');
+    const launcher = new ReplicatorLauncher();
+    try {
+      const [ingress, repl, metrics] = await freePorts(3);
+      const p = launcher.create(
+        'aws',
+        {
+          cluster: 'aws',
+          io: 'auto',
+          ingress: { addresses: ['127.0.0.1'], ports: [ingress] },
+          replication: { address: '127.0.0.1', port: repl },
+          delivery: { backends: ['127.0.0.1:9'] },
+          metrics: { address: '127.0.0.1', port: metrics },
+        },
+        { UDPMESH_ADDON: bogus },
+      );
+      p.start();
+      await p.waitReady(30_000);
+      const status = (await (await fetch(`${p.httpBase}/status`)).json()) as ReplicatorSnapshot;
+      assert.equal(status.io.mode, 'dgram');
+      assert.match(status.io.reason, /io: auto fell back to dgram: .*does not load/);
+      assert.match(p.logText(), /"level":(40|"warn").*io: auto fell back to dgram/);
+    } finally {
+      await launcher.stopAll();
+    }
+  });
 
   it('io: batched without a loadable addon is refused at start with the reason', async () => {
     const bogus = join(tmpdir(), `udpmesh-bogus-addon-${process.pid}.node`);
