@@ -326,6 +326,66 @@ for (const mode of modes) {
       );
     });
 
+    it('many connected sockets read in one turn: each gets exactly its own replies', async () => {
+      const backend = track(await plainSocket());
+      backend.on('message', (m, r) => backend.send(m, r.port, r.address));
+      const got = new Map<number, string[]>();
+      const socks: UdpSocketIo[] = [];
+      for (let k = 0; k < 30; k++) {
+        const up = track(io.open(4));
+        up.context = k;
+        got.set(k, []);
+        up.onBatch = (b, sock) => {
+          for (let i = 0; i < b.count; i++) got.get(sock.context as number)!.push(b.payload(i).toString());
+        };
+        await up.connect(backend.address().port, '127.0.0.1');
+        socks.push(up);
+      }
+      for (let round = 0; round < 5; round++)
+        for (const [k, up] of socks.entries()) up.send(Buffer.from(`s${k}-${round}`), 0, undefined);
+      await waitFor(
+        () => [...got.values()].every((v) => v.length === 5),
+        () => `5 replies each (${[...got.values()].map((v) => v.length).join(',')})`,
+      );
+      for (const [k, v] of got)
+        assert.deepEqual(
+          v,
+          [0, 1, 2, 3, 4].map((r) => `s${k}-${r}`),
+        );
+    });
+
+    it('a socket closed while handling a read gets nothing more, and a socket opened then gets none of it', async () => {
+      const a = track(await io.bind({ address: '127.0.0.1', port: 0 }));
+      const b = track(await io.bind({ address: '127.0.0.1', port: 0 }));
+      let c: UdpSocketIo | undefined;
+      const toB: string[] = [];
+      const toC: string[] = [];
+      let closedB = false;
+      b.onBatch = (batch) => {
+        assert.equal(closedB, false, 'no batch after close');
+        for (let i = 0; i < batch.count; i++) toB.push(batch.payload(i).toString());
+      };
+      a.onBatch = () => {
+        if (closedB) return;
+        closedB = true;
+        b.close();
+        // Same family, bound anew: in batched mode it may get b's id; it must not get b's datagrams.
+        c = io.open(4);
+        track(c);
+        c.onBatch = (batch) => {
+          for (let i = 0; i < batch.count; i++) toC.push(batch.payload(i).toString());
+        };
+      };
+      const client = track(await plainSocket());
+      // b's datagrams first, then a's: in one turn the ring holds b's run after a's or before it.
+      for (let i = 0; i < 50; i++) client.send(Buffer.from(`b${i}`), b.address().port, '127.0.0.1');
+      client.send(Buffer.from('a'), a.address().port, '127.0.0.1');
+      await waitFor(() => closedB, 'a read on a');
+      await new Promise((r) => setTimeout(r, 100));
+      assert.deepEqual(toC, []);
+      assert.ok(toB.every((x) => /^b\d+$/.test(x)));
+    });
+
     it('IPv6: binds ::1, receives from and sends to v6 sources', async () => {
       const s = track(await io.bind({ address: '::1', port: 0 }));
       const c = collect(s);
