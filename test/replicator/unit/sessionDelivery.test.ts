@@ -3,6 +3,7 @@
 import assert from 'node:assert/strict';
 import { createSocket, type RemoteInfo, type Socket } from 'node:dgram';
 import { BackendSockets } from '../../../replicator/delivery/backendSockets.ts';
+import { selectIo } from '../../../replicator/io/select.ts';
 import { SessionDelivery, type SessionIdentity } from '../../../replicator/delivery/sessionDelivery.ts';
 import { decodeProxyV2, TLV_ORIGIN_CLUSTER, TLV_SESSION } from '../../../replicator/delivery/proxyV2.ts';
 import { ANNOUNCE_REFRESH_MS, encodeAnnounce } from '../../../replicator/delivery/sessionAnnounce.ts';
@@ -34,7 +35,8 @@ describe('SessionDelivery', () => {
     await new Promise<void>((r) => backend.bind(0, '127.0.0.1', r));
     b = { address: '127.0.0.1', port: backend.address().port, family: 4 };
     shared = new BackendSockets(
-      () => counts.replies++,
+      selectIo(process.env.TEST_IO === 'batched' ? 'batched' : 'dgram'),
+      (n) => (counts.replies += n),
       () => {},
     );
   });
