@@ -91,6 +91,12 @@ async function main(): Promise<void> {
   );
 
   let stopping = false;
+  // A newer incarnation of this member registered while our lease had lapsed: stop and let the supervisor
+  // start a fresh incarnation (a new epoch) rather than replicate beside it.
+  replicator.onFenced = () => {
+    log.error('fenced out by a newer incarnation of this member: exiting');
+    void replicator.stop().finally(() => process.exit(75));
+  };
   const shutdown = async (signal: string): Promise<void> => {
     if (stopping) return;
     stopping = true;

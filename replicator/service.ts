@@ -3,7 +3,6 @@
 // the I/O: sockets (ingress listeners, the replication Transport, backend sockets), timers, etcd and the
 // ingress session table. Everything about replication lives in the I/O-free ReplicationCore
 // (core/replicationCore.ts), which the simulator runs on a virtual network and clock.
-import { createSocket, type RemoteInfo, type Socket } from 'node:dgram';
 import { hostname } from 'node:os';
 import { performance } from 'node:perf_hooks';
 import type { Logger } from 'pino';
@@ -24,13 +23,13 @@ import { loadKeyRing, requireKey } from './replication/clusterKeys.ts';
 import { BackendSockets } from './delivery/backendSockets.ts';
 import { ReplicationCore, streamDrops } from './core/replicationCore.ts';
 import { UdpTransport } from './core/transport.ts';
+import type { RecvBatch, UdpIo, UdpSocketIo } from './io/udpIo.ts';
+import { selectIo } from './io/select.ts';
 import { CONTROL_SESSION, type DeliverySink, type ReplicatedSession } from './core/deliverySink.ts';
 import { SessionDelivery, type SessionOrigin } from './delivery/sessionDelivery.ts';
 
 export { sessionHashKey };
 
-const kSession = Symbol('udpmesh.session');
-type UpstreamSocket = Socket & { [kSession]?: ClientSession };
 const UPSTREAM_QUEUE_LIMIT = 256;
 import { Admission, takeToken } from './ingress/admission.ts';
 
@@ -43,6 +42,8 @@ export class Replicator {
   private readonly baseCfg: ReplicatorConfig;
   private listeners: Listener[] = [];
   private transport: UdpTransport | undefined;
+  /** The sockets' implementation (config `io`): batched (udp_batch addon) or Node's dgram. */
+  readonly io: UdpIo;
   private core: ReplicationCore | undefined;
   private readonly backendSockets: BackendSockets;
   /** Session identity at the backends (delivery.sessionIdentity): every delivery goes through it. */
@@ -53,9 +54,9 @@ export class Replicator {
   private retainedBackendsVersion = 0;
   /** One handler per event for every session's upstream socket (no closures per session). */
   private readonly upstreamHandlers: {
-    message: (this: Socket, reply: Buffer) => void;
-    connect: (this: Socket) => void;
-    error: (this: Socket, err: Error) => void;
+    batch: (replies: RecvBatch, up: UdpSocketIo) => void;
+    connect: (up: UdpSocketIo) => void;
+    error: (err: Error, up: UdpSocketIo) => void;
   };
   private readonly pool: BackendPool;
   private readonly table: SessionTable<ClientSession>;
@@ -94,32 +95,36 @@ export class Replicator {
     this.pool = new BackendPool((msg) => this.log.warn(msg));
     this.keyRing = loadKeyRing(config.replication.auth);
     requireKey(this.keyRing, config.replication);
+    this.io = selectIo(config.io);
     this.backendSockets = new BackendSockets(
-      () => this.stats.remoteRepliesDiscarded++,
+      this.io,
+      (n) => (this.stats.remoteRepliesDiscarded += n),
       (err) => this.log.warn({ err: err.message }, 'delivery socket error'),
     );
-    // The handlers need both the emitting socket (their `this`) and the replicator.
+    // One set of handlers for every session's upstream socket: the session is the socket's context.
     // eslint-disable-next-line @typescript-eslint/no-this-alias
     const self = this;
     this.upstreamHandlers = {
-      message(reply) {
-        const s = (this as UpstreamSocket)[kSession];
+      batch(replies, up) {
+        const s = up.context as ClientSession | undefined;
         if (!s) return;
-        // Relay the backend's reply from the address the client talked to.
-        s.listener.send(reply, s.port, s.address);
-        self.stats.repliesRelayed++;
+        // Relay the backend's replies from the address the client talked to.
+        for (let i = 0; i < replies.count; i++)
+          s.listener.send(replies.data, s.port, s.address, replies.offset(i), replies.length(i));
+        self.stats.repliesRelayed += replies.count;
+        // A reply establishes the session (protocol v2, D10: a client's own datagrams prove nothing).
         self.table.promote(s, performance.now());
       },
-      connect() {
-        const s = (this as UpstreamSocket)[kSession];
-        if (!s || s.upstream !== this) return;
+      connect(up) {
+        const s = up.context as ClientSession | undefined;
+        if (!s || s.upstream !== up) return;
         s.upstreamConnected = true;
         const q = s.upstreamQueue;
         s.upstreamQueue = undefined;
-        if (q) for (const payload of q) this.send(payload);
+        if (q) for (const payload of q) up.send(payload, 0, undefined);
       },
-      error(err) {
-        const s = (this as UpstreamSocket)[kSession];
+      error(err, up) {
+        const s = up.context as ClientSession | undefined;
         self.drop(DropReason.SendError);
         if (s?.upstreamQueue) {
           for (let i = 0; i < s.upstreamQueue.length; i++) self.drop(DropReason.SendError);
@@ -142,6 +147,9 @@ export class Replicator {
     );
   }
 
+  /** Called when etcd says a newer incarnation of this member exists (issue 10 D5). */
+  onFenced: (() => void) | undefined;
+
   get config(): ReplicatorConfig {
     return this.cfg;
   }
@@ -158,7 +166,10 @@ export class Replicator {
   async start(): Promise<void> {
     const cfg = this.cfg;
     await this.pool.configure(cfg.delivery.backends, cfg.delivery.dns, cfg.delivery.dnsRefreshMs);
+    if (this.io.reason.includes('fell back')) this.log.warn({ io: this.io.kind }, this.io.reason);
+    else this.log.info({ io: this.io.kind }, this.io.reason);
     this.transport = await UdpTransport.bind(
+      this.io,
       cfg.replication.address,
       cfg.replication.port,
       (msg) => this.core?.onFrame(msg),
@@ -190,6 +201,13 @@ export class Replicator {
         this.log.child({ component: 'coordinator' }),
       );
       this.coordinator.on('members', (m) => this.applyMembers(m));
+      this.coordinator.on('fenced', () => {
+        // Stop taking traffic at once; the process owner (main.ts) exits so a supervisor starts a new
+        // incarnation with a new epoch.
+        this.ready = false;
+        this.draining = true;
+        this.onFenced?.();
+      });
       this.coordinator.on('config', (doc) => this.applyDynamicConfig(doc));
       this.coordinator.on('etcdUp', (up) =>
         this.log.info(
@@ -213,14 +231,13 @@ export class Replicator {
       this.core.peers.upsert(this.peerFromConfig(p), true, performance.now());
     this.core.peers.rebuildTargets();
 
-    this.listeners = await bindListeners(cfg.ingress.addresses, cfg.ingress.ports, this.reusePort);
-    for (const l of this.listeners) {
-      // Clients of different ingress sockets are different sessions; the first socket needs no prefix.
-      const prefix = l === this.listeners[0] ? '' : `${this.listeners.indexOf(l)}/`;
-      l.socket.on('message', (msg, rinfo) => this.onClientDatagram(l.socket, prefix, msg, rinfo));
-      l.socket.on('error', (err) =>
-        this.log.error({ err: err.message, port: l.port }, 'ingress socket error'),
-      );
+    this.listeners = await bindListeners(this.io, cfg.ingress.addresses, cfg.ingress.ports, this.reusePort);
+    for (const [index, l] of this.listeners.entries()) {
+      // Clients of different ingress sockets are different sessions (the listener index is in the key).
+      l.socket.onBatch = (b) => {
+        for (let i = 0; i < b.count; i++) this.onClientDatagram(l.socket, index, b, i);
+      };
+      l.socket.onError = (err) => this.log.error({ err: err.message, port: l.port }, 'ingress socket error');
     }
     const tick = setInterval(() => this.tick(), protocolParams.tickMs);
     const sweep = setInterval(() => this.sweep(), 1000);
@@ -237,6 +254,7 @@ export class Replicator {
         replication: `${cfg.replication.address}:${this.transport.port}`,
         backends: this.pool.backends.map((b) => `${b.address}:${b.port}`),
         mode: cfg.ingress.mode,
+        io: this.io.kind,
       },
       'replicator ready',
     );
@@ -287,25 +305,26 @@ export class Replicator {
 
   // ---------------------------------------------------------------- ingress (the per-datagram path)
 
-  private onClientDatagram(listener: Socket, keyPrefix: string, msg: Buffer, rinfo: RemoteInfo): void {
+  private onClientDatagram(listener: UdpSocketIo, listenerIndex: number, b: RecvBatch, i: number): void {
     const now = performance.now();
-    if (msg.length > this.cfg.ingress.maxPayloadBytes) {
+    const length = b.length(i);
+    if (length > this.cfg.ingress.maxPayloadBytes) {
       this.drop(DropReason.Oversize);
       return;
     }
-    const key = `${keyPrefix}${rinfo.address}|${rinfo.port}`;
+    const key = b.sourceKey(i, listenerIndex);
     let s = this.table.get(key);
     if (s === undefined) {
       if (this.draining || !this.ready) {
         this.drop(DropReason.Draining);
         return;
       }
-      const verdict = this.admission.check(rinfo.address);
+      const verdict = this.admission.check(b.address(i));
       if (verdict !== 'allowed') {
         this.drop(verdict === 'denied' ? DropReason.Denied : DropReason.NotAllowed);
         return;
       }
-      const created = this.newSession(key, listener, rinfo, now);
+      const created = this.newSession(key, listener, b.address(i), b.port(i), now);
       if (!created) {
         this.drop(DropReason.SessionCap);
         return;
@@ -320,15 +339,19 @@ export class Replicator {
       return;
     }
     this.stats.ingressDatagrams++;
-    this.stats.ingressBytes += msg.length;
+    this.stats.ingressBytes += length;
     this.lastIngressAt = now;
     const seq = s.nextSeq++;
-    this.deliverAtOrigin(s, msg);
+    this.deliverAtOrigin(s, b, i);
     const peers = this.core!.peers;
-    // proxy-v2: the session's client address travels ahead of its datagrams (a control record).
-    const announce = this.sessions.announcement(s, peers.placementsOf(s), now);
-    if (announce) peers.replicateControl(s, CONTROL_SESSION, this.controlSeq++, announce);
-    peers.replicate(s, seq, msg);
+    const placements = peers.placementsOf(s);
+    if (placements.length > 0) {
+      // proxy-v2: the session's client address travels ahead of its datagrams (a control record).
+      const announce = this.sessions.announcement(s, now, placements);
+      if (announce) peers.replicateControl(s, CONTROL_SESSION, this.controlSeq++, announce);
+      // The retransmit buffer keeps the payload: one copy (dgram: its own Buffer) shared by every peer.
+      peers.replicate(s, seq, b.copy(i));
+    }
     if (!this.flushScheduled && peers.dirty.size > 0) {
       this.flushScheduled = true;
       setImmediate(this.flushLinks);
@@ -339,12 +362,14 @@ export class Replicator {
   private readonly flushLinks = (): void => {
     this.flushScheduled = false;
     this.core?.peers.flushDirty(performance.now());
+    this.transport?.flush(); // this runs in an immediate: the frames leave now (one sendmmsg), not a turn later
   };
 
   private newSession(
-    key: string,
-    listener: Socket,
-    rinfo: RemoteInfo,
+    key: string | number,
+    listener: UdpSocketIo,
+    address: string,
+    port: number,
     now: number,
   ): ClientSession | undefined {
     const id = this.nextSessionId++;
@@ -352,8 +377,8 @@ export class Replicator {
     const s: ClientSession = {
       key,
       id,
-      address: rinfo.address,
-      port: rinfo.port,
+      address,
+      port,
       listener,
       nextSeq: 0,
       hashKey: sessionHashKey(this.selfHash, this.epoch, id),
@@ -382,7 +407,7 @@ export class Replicator {
     this.closeUpstream(s);
   }
 
-  private deliverAtOrigin(s: ClientSession, payload: Buffer): void {
+  private deliverAtOrigin(s: ClientSession, rb: RecvBatch, i: number): void {
     if (s.backendVersion !== this.pool.version) {
       s.backend = this.pool.pick(s.hashKey);
       s.backendVersion = this.pool.version;
@@ -392,17 +417,28 @@ export class Replicator {
       this.drop(DropReason.NoBackend);
       return;
     }
+    const identity = this.sessions.mode;
     if (this.cfg.ingress.mode === 'reply') {
-      payload = this.sessions.wrapAtOrigin(this.selfOrigin, s, payload);
       // The session's own socket, connected to its backend (of the backend's address family).
       if (s.upstreamBackend !== b) this.openUpstream(s, b);
-      if (s.upstreamConnected) s.upstream!.send(payload);
-      else if ((s.upstreamQueue ??= []).length < UPSTREAM_QUEUE_LIMIT) s.upstreamQueue.push(payload);
+      if (identity === 'proxy-v2') {
+        const wrapped = this.sessions.wrapAtOrigin(this.selfOrigin, s, rb.payload(i));
+        if (s.upstreamConnected) s.upstream!.send(wrapped, 0, undefined);
+        else if ((s.upstreamQueue ??= []).length < UPSTREAM_QUEUE_LIMIT) s.upstreamQueue.push(wrapped);
+        else {
+          this.drop(DropReason.SendError);
+          return;
+        }
+      } else if (s.upstreamConnected) s.upstream!.send(rb.data, 0, undefined, rb.offset(i), rb.length(i));
+      else if ((s.upstreamQueue ??= []).length < UPSTREAM_QUEUE_LIMIT) s.upstreamQueue.push(rb.copy(i));
       else {
         this.drop(DropReason.SendError);
         return;
       }
-    } else if (!this.sessions.deliver(this.selfOrigin, s.id, b, payload, performance.now(), s)) {
+    } else if (identity === 'none') {
+      this.backendSockets.send(b, rb.data, rb.offset(i), rb.length(i));
+    } else if (!this.sessions.deliver(this.selfOrigin, s.id, b, rb.copy(i), performance.now(), s)) {
+      // Its own socket per session (or a PROXY header): a Buffer that outlives the batched ring.
       return;
     }
     this.countDelivered(this.cluster);
@@ -410,21 +446,23 @@ export class Replicator {
 
   private openUpstream(s: ClientSession, b: Backend): void {
     this.closeUpstream(s);
-    const up: UpstreamSocket = createSocket(b.family === 6 ? 'udp6' : 'udp4');
-    up[kSession] = s;
-    up.on('message', this.upstreamHandlers.message);
-    up.on('error', this.upstreamHandlers.error);
-    up.once('connect', this.upstreamHandlers.connect);
+    const up = this.io.open(b.family);
+    up.context = s;
+    up.onBatch = this.upstreamHandlers.batch;
+    up.onError = this.upstreamHandlers.error;
     s.upstream = up;
     s.upstreamBackend = b;
     s.upstreamConnected = false;
-    up.connect(b.port, b.address);
+    up.connect(b.port, b.address).then(
+      () => this.upstreamHandlers.connect(up),
+      (err: Error) => this.upstreamHandlers.error(err, up),
+    );
   }
 
   private closeUpstream(s: ClientSession): void {
-    const up = s.upstream as UpstreamSocket | undefined;
+    const up = s.upstream;
     if (!up) return;
-    up[kSession] = undefined;
+    up.context = undefined;
     s.upstream = undefined;
     s.upstreamBackend = undefined;
     s.upstreamConnected = false;
@@ -617,6 +655,15 @@ export class Replicator {
       reorderBuffered,
       inboundStreams,
       etcdRequests: this.etcdRequests,
+      io: {
+        mode: this.io.kind,
+        reason: this.io.reason,
+        ...this.io.totals(),
+        buffers: [
+          ...(this.transport ? [{ socket: 'replication', ...this.transport.bufferSizes() }] : []),
+          ...this.listeners.map((l) => ({ socket: `ingress:${l.port}`, ...l.socket.bufferSizes() })),
+        ],
+      },
       peers: links.map(({ link, departedAt }) => ({
         id: link.peer.id,
         cluster: link.peer.cluster,

@@ -102,6 +102,8 @@ const ENV_NOT_CONFIG = new Set([
   'UDPMESH_CLUSTER_KEY_PREVIOUS',
   'UDPMESH_CONFIG',
   'UDPMESH_WORKER_INDEX',
+  /** Path of the udp_batch addon, when not next to replicator/io (replicator/io/native.ts). */
+  'UDPMESH_ADDON',
 ]);
 
 export function applyEnvOverrides(

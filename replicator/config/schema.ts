@@ -99,7 +99,7 @@ export const replicatorConfigSchema = z
           .default(64 * 1024 * 1024),
         /**
          * Largest replication frame (UDP payload, authentication trailer included). The default is the
-         * smallest cloud-pair VPN inner MTU (Azure, 1400) minus IPv4 (20) and UDP (8) headers
+         * smallest cloud-pair VPN inner MTU (Azure, 1400) minus IPv6 (40) and UDP (8) headers
          * (delivery/payloadBudget.ts).
          */
         maxFrameBytes: z.number().int().min(512).max(65000).default(safeMaxFrameBytes()),
@@ -149,6 +149,12 @@ export const replicatorConfigSchema = z
         message: 'set delivery.backends (e.g. ["127.0.0.1:5353"]) or delivery.dns (e.g. "echo.svc:5353")',
         path: ['backends'],
       }),
+    /**
+     * Socket I/O of the data plane. batched: the udp_batch addon (recvmmsg/sendmmsg, UDP GSO/GRO, one JS
+     * callback per batch; Linux, built at install). dgram: Node's sockets, one syscall per datagram. auto:
+     * batched when the addon loads, else dgram (the log and /status say why).
+     */
+    io: z.enum(['auto', 'batched', 'dgram']).default('auto'),
     /** Worker processes sharing the ingress ports with SO_REUSEPORT; each owns the sessions the kernel hashes to it. */
     workers: z.number().int().min(1).max(64).default(1),
     etcd: z

@@ -24,6 +24,8 @@ export interface CoordinatorEvents {
   members: [MemberRecord[]];
   config: [Record<string, unknown>];
   etcdUp: [boolean];
+  /** A newer incarnation of this identity holds the epoch key: this process must stop replicating. */
+  fenced: [number];
 }
 
 const RETRY_MIN_MS = 200;
@@ -40,6 +42,8 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
   private readonly members = new Map<string, MemberRecord>();
   private readonly configDocs = new Map<string, Record<string, unknown>>();
   private reregistering = false;
+  /** Set once a newer incarnation of this identity exists (see reregister). */
+  fenced = false;
 
   constructor(
     private readonly opts: CoordinatorOptions,
@@ -133,7 +137,11 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
     }
   }
 
-  /** After a lost lease: a new lease, the same epoch, the member record written again. */
+  /**
+   * After a lost lease: a new lease, the same epoch, the member record written again — fenced by the same
+   * rule as epoch allocation: only if the epoch key still holds our epoch. Otherwise a newer process of
+   * this identity exists; writing our record over its would hide it (split brain), so we are fenced out.
+   */
   private async reregister(): Promise<void> {
     if (this.reregistering) return;
     this.reregistering = true;
@@ -146,11 +154,30 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
           old?.release();
           this.requests += 2;
           const leaseId = await this.lease.grant();
-          await this.client
-            .put(this.memberKey)
-            .value(JSON.stringify({ ...this.opts.record, epoch: this.epoch }))
-            .lease(leaseId)
-            .exec();
+          const epochKey = keys.epoch(this.opts.mesh, this.opts.cluster, this.opts.instance);
+          this.requests++;
+          const txn = await this.client
+            .if(epochKey, 'Value', '==', String(this.epoch))
+            .then(
+              this.client
+                .put(this.memberKey)
+                .value(JSON.stringify({ ...this.opts.record, epoch: this.epoch }))
+                .lease(leaseId),
+            )
+            .commit();
+          if (!txn.succeeded) {
+            this.fenced = true;
+            this.stopped = true;
+            const held = this.lease;
+            this.lease = undefined;
+            await held?.revoke().catch(() => {});
+            this.log.error(
+              { epoch: this.epoch },
+              'etcd: a newer incarnation of this member exists: fenced out',
+            );
+            this.emit('fenced', this.epoch);
+            return;
+          }
           this.setUp(true);
           this.log.info({ epoch: this.epoch }, 'etcd: re-registered');
           return;

@@ -36,6 +36,9 @@ export const CONTROL_SESSION = 0;
 export interface DeliverySink {
   /** Hands one datagram to local delivery; false when it could not (counted by the sink's owner). */
   deliver(session: ReplicatedSession, seq: number, payload: Buffer): boolean;
-  /** A control record of the stream (never delivered to a backend). */
-  control(origin: OriginIncarnation, payload: Buffer): void;
+  /**
+   * A control record of the stream (never delivered to a backend). Optional: a sink without session
+   * identity (the simulator's) ignores them; no origin sends any unless delivery.sessionIdentity asks.
+   */
+  control?(origin: OriginIncarnation, payload: Buffer): void;
 }

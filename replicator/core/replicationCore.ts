@@ -88,7 +88,14 @@ export class ReplicationCore {
 
   /** Signs (with the key the peer signs with, if we accept it) and sends. */
   sendFrame(frame: Buffer, port: number, address: string, to: string): void {
-    this.o.transport.send(signFrame(frame, this.o.keyRing(), this.peerKeys.get(to)), port, address);
+    const ring = this.o.keyRing();
+    let key = this.peerKeys.get(to);
+    // A key the ring no longer accepts (rotated out) is never used again.
+    if (key !== undefined && !ring.accepted.includes(key)) {
+      this.peerKeys.delete(to);
+      key = undefined;
+    }
+    this.o.transport.send(signFrame(frame, ring, key), port, address);
   }
 
   // ---------------------------------------------------------------- inbound frames
@@ -211,7 +218,7 @@ export class ReplicationCore {
           { windowSize: this.params.windowDatagrams, reorderLimit: this.o.reorderBufferDatagrams() },
           (session, seq, payload) => {
             if (session === CONTROL_SESSION) {
-              this.o.sink.control(incarnation, payload);
+              this.o.sink.control?.(incarnation, payload);
               return;
             }
             const ok = this.o.sink.deliver(

@@ -3,25 +3,30 @@
 // so each backend gets one connected socket for replicated deliveries, used once its connect completes
 // (until then a shared unconnected socket per family carries the traffic). Replies that arrive on them
 // belong to datagrams that entered elsewhere (or to one-way mode): they are counted and discarded.
-import { createSocket, type Socket } from 'node:dgram';
+// Sockets come from the I/O seam (replicator/io): with batched I/O a run of deliveries to one backend
+// leaves in one sendmmsg/GSO message.
+import type { RecvBatch, UdpIo, UdpSocketIo } from '../io/udpIo.ts';
 import type { Backend } from './backendPool.ts';
 
 interface Connected {
-  socket: Socket;
+  socket: UdpSocketIo;
   ready: boolean;
 }
 
 export class BackendSockets {
   private readonly connected = new Map<string, Connected>();
-  private shared: { udp4?: Socket; udp6?: Socket } = {};
+  private shared: { udp4?: UdpSocketIo; udp6?: UdpSocketIo } = {};
   private closed = false;
+  private readonly onBatch = (batch: RecvBatch): void => this.onReply(batch.count);
 
   constructor(
-    private readonly onReply: () => void,
+    private readonly io: UdpIo,
+    private readonly onReply: (count: number) => void,
     private readonly onError: (err: Error) => void,
   ) {}
 
-  send(b: Backend, payload: Buffer): void {
+  /** Sends bytes [offset, offset+length) of payload (all of it by default) to the backend. */
+  send(b: Backend, payload: Buffer, offset = 0, length = payload.length - offset): void {
     const key = `${b.address}|${b.port}`;
     let c = this.connected.get(key);
     if (c === undefined && !this.closed) {
@@ -29,12 +34,15 @@ export class BackendSockets {
       const entry: Connected = { socket, ready: false };
       c = entry;
       this.connected.set(key, entry);
-      socket.connect(b.port, b.address, () => {
-        entry.ready = true;
-      });
+      socket.connect(b.port, b.address).then(
+        () => {
+          entry.ready = true;
+        },
+        (err: Error) => this.onError(err),
+      );
     }
-    if (c?.ready) c.socket.send(payload);
-    else this.sharedSocket(b.family).send(payload, b.port, b.address);
+    if (c?.ready) c.socket.send(payload, 0, undefined, offset, length);
+    else this.sharedSocket(b.family).send(payload, b.port, b.address, offset, length);
   }
 
   /** Closes the sockets of backends that are no longer configured. */
@@ -56,15 +64,15 @@ export class BackendSockets {
     this.shared = {};
   }
 
-  private sharedSocket(family: 4 | 6): Socket {
+  private sharedSocket(family: 4 | 6): UdpSocketIo {
     const type = family === 6 ? 'udp6' : 'udp4';
     return (this.shared[type] ??= this.newSocket(family));
   }
 
-  private newSocket(family: 4 | 6): Socket {
-    const socket = createSocket(family === 6 ? 'udp6' : 'udp4');
-    socket.on('message', this.onReply);
-    socket.on('error', this.onError);
+  private newSocket(family: 4 | 6): UdpSocketIo {
+    const socket = this.io.open(family);
+    socket.onBatch = this.onBatch;
+    socket.onError = this.onError;
     return socket;
   }
 }

@@ -40,6 +40,8 @@ export interface OriginSession {
   id: number;
   address: string;
   port: number;
+  /** The replica links the session's datagrams go to, when the session carries them itself. */
+  targets?: readonly unknown[];
   /** The ingress socket the client talked to (the PROXY header's destination). */
   listener: { address(): { address: string; port: number } };
 }
@@ -131,7 +133,11 @@ export class SessionDelivery {
    * An announcement to replicate (as a record of session 0) before this datagram of session `s` to its
    * replicas `targets` (compared element-wise with the last announcement's), or undefined. Only in proxy-v2 mode: the other modes need no client address at the remote side.
    */
-  announcement(s: OriginSession, targets: readonly unknown[], now: number): Buffer | undefined {
+  announcement(
+    s: OriginSession,
+    now: number,
+    targets: readonly unknown[] = s.targets ?? [],
+  ): Buffer | undefined {
     if (this.opts.mode !== 'proxy-v2' || targets.length === 0 || !announceable(s.address)) return undefined;
     const last = this.announced.get(s);
     if (last && now - last.at < ANNOUNCE_REFRESH_MS && sameTargets(last.targets, targets)) return undefined;
@@ -240,7 +246,13 @@ export class SessionDelivery {
     const key = `${origin.member}#${origin.epoch}/${session}`;
     let s = this.table.get(key);
     if (s) {
-      if (datagram) this.table.touch(s, now);
+      if (datagram) {
+        this.table.touch(s, now);
+        // The ingress table promotes only on a backend reply (protocol v2, D10); this one is fed by
+        // authenticated replication, so a session's second datagram establishes it, and a full table
+        // refuses (and counts) newcomers instead of taking an active session's socket away.
+        if (!s.established && s.datagrams >= 2) this.table.promote(s, now);
+      }
       return s;
     }
     s = {

@@ -1,7 +1,7 @@
 // A client session at the ingress: one client address on one ingress socket. Its datagrams get
 // positions (origin, epoch, session, seq); in reply mode it owns an upstream socket so the backend's
 // replies come back to this session alone (as nginx and Envoy do).
-import type { Socket } from 'node:dgram';
+import type { UdpSocketIo } from '../io/udpIo.ts';
 import type { OriginSession } from '../replication/peerSet.ts';
 import type { Backend } from '../delivery/backendPool.ts';
 import type { TableEntry } from './sessionTable.ts';
@@ -12,12 +12,12 @@ export interface ClientSession extends TableEntry, Bucket, OriginSession {
   address: string;
   port: number;
   /** The ingress socket the client talks to: replies leave from it. */
-  listener: Socket;
+  listener: UdpSocketIo;
   nextSeq: number;
   /** Consistent-hash key shared by every cluster for this session. */
   hashKey: number;
   /** Reply mode: this session's own socket, connected to its backend. */
-  upstream: Socket | undefined;
+  upstream: UdpSocketIo | undefined;
   upstreamBackend: Backend | undefined;
   upstreamConnected: boolean;
   /** Datagrams that arrived while the upstream socket was still connecting (bounded). */

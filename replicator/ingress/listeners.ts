@@ -1,9 +1,10 @@
-// Binds the ingress UDP sockets: every configured address x port, IPv4 and IPv6.
-import { createSocket, type Socket } from 'node:dgram';
+// Binds the ingress UDP sockets: every configured address x port, IPv4 and IPv6, through the I/O seam
+// (replicator/io: batched or dgram).
 import { isIP } from 'node:net';
+import type { UdpIo, UdpSocketIo } from '../io/udpIo.ts';
 
 export interface Listener {
-  socket: Socket;
+  socket: UdpSocketIo;
   address: string;
   port: number;
 }
@@ -12,34 +13,28 @@ export function familyOf(address: string): 'udp4' | 'udp6' {
   return isIP(address) === 6 ? 'udp6' : 'udp4';
 }
 
-export async function bindUdp(
+/** Bigger kernel buffers absorb bursts between event-loop turns (the achieved size is in /status). */
+export const SOCKET_BUFFER_BYTES = 8 * 1024 * 1024;
+
+export function bindUdp(
+  io: UdpIo,
   address: string,
   port: number,
-  opts: { ipv6Only?: boolean; reusePort?: boolean } = {},
-): Promise<Socket> {
-  const socket = createSocket({
-    type: familyOf(address),
+  opts: { ipv6Only?: boolean; reusePort?: boolean; gro?: boolean } = {},
+): Promise<UdpSocketIo> {
+  return io.bind({
+    address,
+    port,
     ipv6Only: opts.ipv6Only,
     reusePort: opts.reusePort,
+    gro: opts.gro,
+    receiveBufferBytes: SOCKET_BUFFER_BYTES,
+    sendBufferBytes: SOCKET_BUFFER_BYTES,
   });
-  await new Promise<void>((resolve, reject) => {
-    socket.once('error', reject);
-    socket.bind(port, address, () => {
-      socket.off('error', reject);
-      resolve();
-    });
-  });
-  try {
-    // Bigger kernel buffers absorb bursts between event-loop turns.
-    socket.setRecvBufferSize(8 * 1024 * 1024);
-    socket.setSendBufferSize(8 * 1024 * 1024);
-  } catch {
-    /* capped by net.core.rmem_max: the default still works */
-  }
-  return socket;
 }
 
 export async function bindListeners(
+  io: UdpIo,
   addresses: readonly string[],
   ports: readonly number[],
   reusePort = false,
@@ -50,7 +45,7 @@ export async function bindListeners(
     for (const address of addresses) {
       for (const port of ports) {
         // With both 0.0.0.0 and :: configured, the IPv6 socket must not also claim IPv4.
-        const socket = await bindUdp(address, port, {
+        const socket = await bindUdp(io, address, port, {
           ipv6Only: familyOf(address) === 'udp6' && hasV4,
           reusePort,
         });

@@ -6,7 +6,8 @@
 // nor active clients. Pure bookkeeping: sockets are closed by the onEvict callback.
 
 export interface TableEntry {
-  readonly key: string;
+  /** The source's key; the batched I/O encodes an IPv4 source as a number (no string per datagram). */
+  readonly key: string | number;
   lastSeen: number;
   /** When the entry last moved to the tail of its segment (moves are rate-limited to keep touch() cheap). */
   refreshedAt: number;
@@ -17,8 +18,8 @@ export interface TableEntry {
 export type EvictReason = 'idle' | 'capacity' | 'closed';
 
 export class SessionTable<E extends TableEntry> {
-  private readonly probation = new Map<string, E>();
-  private readonly established = new Map<string, E>();
+  private readonly probation = new Map<string | number, E>();
+  private readonly established = new Map<string | number, E>();
   /** Map order follows refreshedAt; an entry is moved at most once per refreshMs. */
   private readonly refreshMs: number;
 
@@ -38,7 +39,7 @@ export class SessionTable<E extends TableEntry> {
     return this.established.size;
   }
 
-  get(key: string): E | undefined {
+  get(key: string | number): E | undefined {
     return this.established.get(key) ?? this.probation.get(key);
   }
 
@@ -97,7 +98,7 @@ export class SessionTable<E extends TableEntry> {
     return this.sweepSegment(this.probation, now) + this.sweepSegment(this.established, now);
   }
 
-  private sweepSegment(segment: Map<string, E>, now: number): number {
+  private sweepSegment(segment: Map<string | number, E>, now: number): number {
     const cutoff = now - this.idleMs;
     let expired = 0;
     for (const entry of segment.values()) {
@@ -125,7 +126,7 @@ export class SessionTable<E extends TableEntry> {
   }
 }
 
-function first<E>(m: Map<string, E>): E | undefined {
+function first<E>(m: Map<string | number, E>): E | undefined {
   for (const v of m.values()) return v;
   return undefined;
 }

@@ -1,8 +1,10 @@
 // The `batched` implementation of the socket seam, over the udp_batch addon. Per process: one receive ring
-// (recvmmsg fills it; each socket's onBatch runs once per read with a RecvBatch that indexes into it) and one
-// send queue (send() copies into an arena; a microtask flushes it with sendmmsg/GSO right after the
-// current callback: every datagram queued while handling one read, or one timer/immediate, goes out
-// together, and none waits for a timer). The hot path allocates nothing per datagram: sources stay in typed
+// (every socket readable in an event-loop turn reads into it with recvmmsg; the addon then makes ONE call
+// into JS for the turn, and `dispatch` gives each socket's run of datagrams to its onBatch as a RecvBatch
+// that indexes into the ring: one JS entry per turn even with a socket per client session) and one
+// send queue (send() copies into an arena; a setImmediate flushes it with sendmmsg/GSO in the same
+// event-loop turn, right after the poll phase: the replies read from many upstream sockets in one turn
+// leave the ingress socket in one syscall, and nothing waits for a timer; flush() sends at once). The hot path allocates nothing per datagram: sources stay in typed
 // arrays, IPv4 destinations are parsed straight into the queue, session keys for IPv4 are numbers.
 import { lookup } from 'node:dns';
 import { getSystemErrorName } from 'node:util';
@@ -28,6 +30,8 @@ const ARENA_BYTES = 4 * 1024 * 1024;
 interface Shared {
   addon: UdpBatchAddon;
   ring: Buffer;
+  socks: Int32Array;
+  byId: Array<BatchedSocket | undefined>;
   lengths: Uint32Array;
   offsets: Uint32Array;
   ports: Uint16Array;
@@ -76,42 +80,46 @@ export function parseIPv4(s: string, out: Uint8Array, at: number): boolean {
   return true;
 }
 
+/** One socket's run of the turn's datagrams: entries [base, base + count) of the shared arrays. */
 class RingBatch implements RecvBatch {
   count = 0;
+  base = 0;
   constructor(private readonly s: Shared) {}
   get data(): Buffer {
     return this.s.ring;
   }
   offset(i: number): number {
-    return this.s.offsets[i];
+    return this.s.offsets[this.base + i];
   }
   length(i: number): number {
-    return this.s.lengths[i];
+    return this.s.lengths[this.base + i];
   }
   payload(i: number): Buffer {
-    const o = this.s.offsets[i];
-    return this.s.ring.subarray(o, o + this.s.lengths[i]);
+    const o = this.s.offsets[this.base + i];
+    return this.s.ring.subarray(o, o + this.s.lengths[this.base + i]);
   }
   copy(i: number): Buffer {
-    const o = this.s.offsets[i];
-    const len = this.s.lengths[i];
+    const o = this.s.offsets[this.base + i];
+    const len = this.s.lengths[this.base + i];
     const b = Buffer.allocUnsafe(len);
     this.s.ring.copy(b, 0, o, o + len);
     return b;
   }
-  address(i: number): string {
+  address(j: number): string {
+    const i = this.base + j;
     const a = this.s.addrs;
     const at = i * 16;
     if (this.s.families[i] === 4) return `${a[at]}.${a[at + 1]}.${a[at + 2]}.${a[at + 3]}`;
     return this.s.addon.ntop6(a, at);
   }
   port(i: number): number {
-    return this.s.ports[i];
+    return this.s.ports[this.base + i];
   }
   family(i: number): 4 | 6 {
-    return this.s.families[i] === 6 ? 6 : 4;
+    return this.s.families[this.base + i] === 6 ? 6 : 4;
   }
-  sourceKey(i: number, listenerIndex: number): string | number {
+  sourceKey(j: number, listenerIndex: number): string | number {
+    const i = this.base + j;
     if (this.s.families[i] === 4 && listenerIndex < 32) {
       const a = this.s.addrs;
       const at = i * 16;
@@ -119,7 +127,7 @@ class RingBatch implements RecvBatch {
       // < 2^53: 5 bits of listener, 32 of address, 16 of port.
       return listenerIndex * 2 ** 48 + ip * 65536 + this.s.ports[i];
     }
-    const addr = this.address(i);
+    const addr = this.address(j);
     const port = this.s.ports[i];
     return listenerIndex === 0 ? `${addr}|${port}` : `${listenerIndex}/${addr}|${port}`;
   }
@@ -129,6 +137,8 @@ function setup(addon: UdpBatchAddon): Shared {
   const s: Shared = {
     addon,
     ring: Buffer.alloc(SLOTS * SLOT_BYTES),
+    socks: new Int32Array(OUT_CAP),
+    byId: [],
     lengths: new Uint32Array(OUT_CAP),
     offsets: new Uint32Array(OUT_CAP),
     ports: new Uint16Array(OUT_CAP),
@@ -169,8 +179,31 @@ function setup(addon: UdpBatchAddon): Shared {
     s.eIndex,
     s.eCode,
     s.counters,
+    s.socks,
+    (count: number) => dispatch(s, count),
   );
   return s;
+}
+
+/** The turn's datagrams, in runs per socket, to each socket's onBatch (the ring is valid until we return). */
+function dispatch(s: Shared, count: number): void {
+  const b = s.batch;
+  const socks = s.socks;
+  let i = 0;
+  while (i < count) {
+    const id = socks[i];
+    let j = i + 1;
+    while (j < count && socks[j] === id) j++;
+    const sock = s.byId[id];
+    if (sock !== undefined) {
+      b.base = i;
+      b.count = j - i;
+      sock.counters.receivedDatagrams += j - i;
+      sock.counters.receiveBatches++;
+      sock.onBatch(b, sock);
+    }
+    i = j;
+  }
 }
 
 const errOwners: Array<BatchedSocket | undefined> = [];
@@ -209,6 +242,7 @@ function errnoName(errno: number): string {
 }
 
 const scratch4 = new Uint8Array(4);
+const noop = (): void => {};
 const RESOLVE_TTL_MS = 10_000;
 const resolved = new Map<string, { address: string; at: number }>();
 
@@ -242,18 +276,13 @@ class BatchedSocket implements UdpSocketIo {
       opts.receiveBufferBytes ?? 0,
       opts.sendBufferBytes ?? 0,
       opts.gro ?? false,
-      (count) => {
-        const b = this.s.batch;
-        b.count = count;
-        this.counters.receivedDatagrams += count;
-        this.counters.receiveBatches++;
-        this.onBatch(b, this);
-      },
+      noop,
       (errno, syscall) => {
         this.counters.receiveErrors++;
         this.reportError(errno, syscall);
       },
     );
+    s.byId[this.id] = this;
   }
 
   reportError(errno: number, syscall: string): void {
@@ -297,7 +326,7 @@ class BatchedSocket implements UdpSocketIo {
     this.counters.sentDatagrams++;
     if (!s.scheduled) {
       s.scheduled = true;
-      queueMicrotask(flushQueue);
+      setImmediate(flushQueue);
     }
   }
 
@@ -354,6 +383,7 @@ class BatchedSocket implements UdpSocketIo {
     // Queued datagrams of this socket go out first: its id may be reused by the next socket opened.
     if (this.s.count > 0) flushQueue();
     this.closed = true;
+    if (this.s.byId[this.id] === this) this.s.byId[this.id] = undefined;
     this.s.addon.close(this.id);
   }
 }
@@ -378,6 +408,9 @@ export function createBatchedIo(): UdpIo | { reason: string } {
     },
     open(family: 4 | 6): UdpSocketIo {
       return new BatchedSocket(s, family, {});
+    },
+    flush(): void {
+      if (s.count > 0) flushQueue();
     },
     totals(): IoTotals {
       const c = s.counters;

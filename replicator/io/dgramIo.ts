@@ -193,6 +193,9 @@ export function createDgramIo(reason = 'io: dgram configured'): UdpIo {
     open(family: 4 | 6): UdpSocketIo {
       return new DgramSocket(newSocket(family), family);
     },
+    flush(): void {
+      /* dgram sends each datagram at once */
+    },
     totals(): IoTotals {
       // dgram makes one syscall per datagram each way.
       return {

@@ -5,7 +5,8 @@ import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 
 export interface UdpBatchAddon {
-  setup(...arrays: [Uint8Array, number, ...ArrayBufferView[]]): void;
+  /** ring, slot size, 15 typed arrays (see batchedIo.ts setup), then the per-turn dispatch function. */
+  setup(...args: [Uint8Array, number, ...Array<ArrayBufferView | ((count: number) => void)>]): void;
   open(
     family: 4 | 6,
     address: string | undefined,
@@ -15,6 +16,7 @@ export interface UdpBatchAddon {
     rcvbuf: number,
     sndbuf: number,
     gro: boolean,
+    /** Unused: a turn's datagrams reach JS through setup's dispatch function. */
     onBatch: (count: number) => void,
     onError: (errno: number, syscall: string) => void,
   ): number;

@@ -63,8 +63,8 @@ export interface UdpSocketIo {
   readonly counters: SocketCounters;
   /**
    * Sends bytes [offset, offset+length) of buf to port/address (to the connected peer when address is
-   * undefined). Batched: copied into the send queue, flushed once per event-loop callback (a microtask),
-   * never on a timer. Failures are counted (counters.sendErrors) and reported through onError.
+   * undefined). Batched: copied into the send queue, flushed in the same event-loop turn (setImmediate,
+   * or flush()), never on a timer. Failures are counted (counters.sendErrors) and reported through onError.
    */
   send(buf: Buffer, port: number, address: string | undefined, offset?: number, length?: number): void;
   connect(port: number, address: string): Promise<void>;
@@ -98,6 +98,11 @@ export interface UdpIo {
   bind(opts: BindOptions): Promise<UdpSocketIo>;
   /** An unbound socket of this family: bound to an ephemeral port by connect() or the first send. */
   open(family: 4 | 6): UdpSocketIo;
+  /**
+   * Sends what is queued now (batched; dgram sends at once). Queued sends otherwise leave in the same
+   * event-loop turn (setImmediate); a caller that queues from its own setImmediate calls this at its end.
+   */
+  flush(): void;
   totals(): IoTotals;
 }
 

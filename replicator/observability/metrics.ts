@@ -179,6 +179,46 @@ export function createMetricsRegistry(snapshot: () => ReplicatorSnapshot): clien
     (m, s) => m.set(s.etcdUp ? 1 : 0),
     'min',
   );
+  gauge('udpmesh_io_mode', 'Socket I/O of the data plane (value 1): batched or dgram.', ['mode'], (m, s) =>
+    m.set({ mode: s.io.mode }, 1),
+  );
+  counter(
+    'udpmesh_io_syscalls_total',
+    'Socket syscalls of the data plane: recv/send (one per datagram with dgram, one per batch when batched).',
+    ['op'],
+    (m, s) => {
+      m.inc({ op: 'recv' }, s.io.receiveSyscalls);
+      m.inc({ op: 'send' }, s.io.sendSyscalls);
+    },
+  );
+  counter(
+    'udpmesh_io_datagrams_total',
+    'Datagrams through the data plane sockets.',
+    ['direction'],
+    (m, s) => {
+      m.inc({ direction: 'received' }, s.io.receivedDatagrams);
+      m.inc({ direction: 'sent' }, s.io.sentDatagrams);
+    },
+  );
+  counter('udpmesh_io_gso_messages_total', 'Sends that carried several datagrams (UDP GSO).', [], (m, s) =>
+    m.inc(s.io.gsoMessages),
+  );
+  counter('udpmesh_io_errors_total', 'Failed socket operations (counted, never fatal).', ['op'], (m, s) => {
+    m.inc({ op: 'recv' }, s.io.receiveErrors);
+    m.inc({ op: 'send' }, s.io.sendErrors);
+    m.inc({ op: 'recv_truncated' }, s.io.receiveTruncated);
+  });
+  gauge(
+    'udpmesh_socket_buffer_bytes',
+    'Achieved kernel socket buffer sizes (as the kernel reports them).',
+    ['socket', 'direction'],
+    (m, s) => {
+      for (const b of s.io.buffers) {
+        m.set({ socket: b.socket, direction: 'receive' }, b.receive);
+        m.set({ socket: b.socket, direction: 'send' }, b.send);
+      }
+    },
+  );
   gauge('udpmesh_ready', '1 while ready to accept traffic.', [], (m, s) => m.set(s.ready ? 1 : 0), 'min');
   gauge('udpmesh_epoch', 'Epoch of this replicator incarnation.', [], (m, s) => m.set(s.epoch), 'max');
   return registry;

@@ -1,4 +1,5 @@
 // What the data plane counts, as plain numbers on the hot path; metrics and /status read snapshots of it.
+import type { IoKind, IoTotals } from '../io/udpIo.ts';
 
 export const DropReason = {
   Oversize: 'oversize',
@@ -56,6 +57,15 @@ export interface PeerStatus {
   abandoned: Record<string, number>;
 }
 
+/** The data plane's socket I/O (config `io`); totals are per process, as the addon's ring and queue are. */
+export interface IoStatus extends IoTotals {
+  mode: IoKind;
+  /** Why this mode (auto says why it fell back to dgram). */
+  reason: string;
+  /** Achieved kernel buffer sizes, bytes (Linux reports twice the request). */
+  buffers: Array<{ socket: string; receive: number; send: number }>;
+}
+
 export interface ReplicatorSnapshot {
   cluster: string;
   member: string;
@@ -86,4 +96,5 @@ export interface ReplicatorSnapshot {
   peers: PeerStatus[];
   inboundStreams: number;
   etcdRequests: number;
+  io: IoStatus;
 }

@@ -46,7 +46,7 @@ export interface PeerLinkOptions {
 }
 
 /** Why the origin gave up positions for a peer (counted here, at the origin, per peer and reason). */
-export type AbandonReason = 'overflow' | 'peer_gone' | 'shutdown' | 'handover';
+export type AbandonReason = 'overflow' | 'peer_gone' | 'shutdown' | 'handover' | 'held_overflow';
 
 export interface PeerLinkCounters {
   replicated: number;
@@ -87,7 +87,7 @@ export class PeerLink {
     replicated: 0,
     retransmits: 0,
     backlogDropped: 0,
-    abandoned: { overflow: 0, peer_gone: 0, shutdown: 0, handover: 0 },
+    abandoned: { overflow: 0, peer_gone: 0, shutdown: 0, handover: 0, held_overflow: 0 },
     framesSent: 0,
     acksReceived: 0,
   };
@@ -119,7 +119,7 @@ export class PeerLink {
   private resyncEnd = 0;
   private cap = INITIAL_CAPACITY;
   private sessions = new Uint32Array(INITIAL_CAPACITY);
-  /** Per-session seq: up to 2^53-1 (frame v2), so not a Uint32Array, which would wrap it at 2^32 (D1). */
+  /** Per-session sequence numbers: up to 2^53-1, so not a Uint32Array (issue 10 D1). */
   private seqs = new Float64Array(INITIAL_CAPACITY);
   private payloads: Array<Buffer | undefined> = new Array(INITIAL_CAPACITY);
   private sentAt = new Float64Array(INITIAL_CAPACITY);

@@ -167,7 +167,7 @@ export class PeerSet {
         const held = (p.held ??= []);
         if (held.length >= this.maxHeld) {
           held.shift();
-          p.link.countAbandoned('handover', 1);
+          p.link.countAbandoned('held_overflow', 1);
         }
         held.push({ seq, payload });
         continue;

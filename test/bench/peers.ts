@@ -5,7 +5,10 @@
 //   one-way fan-out path (client -> ingress -> 3 sinks): udpmesh and the plain Node fan-out forwarders.
 // "Per core" = datagrams/s divided by the CPU cores the relay's own process tree used during the step
 // (utime + stime from /proc): nginx master + its 1 worker, socat + its children, the udpmesh ingress
-// replicator (which also does the replication), or all three replicators.
+// replicator (which also does the replication), or all three replicators. udpmesh runs twice, with
+// io: batched (the udp_batch addon) and io: dgram; for those rows the ingress's GC time per million
+// datagrams, heap, RSS and datagrams per syscall come from its /metrics around the open-loop step.
+import { scrapeMetrics, sumOf, type Sample } from '../../replicator/local/promText.ts';
 import type { Percentiles } from './hist.ts';
 import { rateLabel, type Lifecycle } from './lifecycle.ts';
 import { ensureRelayTools, startNginx, startNodeRelay, startSocat, type RelayTools } from './relays.ts';
@@ -19,6 +22,25 @@ export interface PeersOptions {
   /** Paced rate of the latency step. */
   pacedRate: number;
   paths: Mode[];
+  /** Only the rows whose system name contains one of these (e.g. ["udpmesh"]); default all. */
+  systems?: string[];
+}
+
+/**
+ * The udpmesh ingress process over the open-loop step, from its /metrics (prom-client's default GC
+ * histogram and heap gauges, the io counters): GC time per million client datagrams, heap and RSS after
+ * the step, and how many datagrams each receive / send syscall carried.
+ */
+export interface IngressRuntime {
+  ingressDatagrams: number;
+  gcMsPer1M: number | null;
+  gcPauses: number;
+  heapUsedMb: number;
+  heapTotalMb: number;
+  rssMb: number;
+  datagramsPerRecvSyscall: number | null;
+  datagramsPerSendSyscall: number | null;
+  gsoMessages: number;
 }
 
 export interface PeerRow {
@@ -44,6 +66,7 @@ export interface PeerRow {
   pacedLossPct: number | null;
   maxLossPct: number | null;
   steps: StepResult[];
+  runtime?: IngressRuntime;
 }
 
 export interface PeersDoc {
@@ -105,6 +128,30 @@ function skippedRow(path: Mode, system: string, why: string, pacedRate: number):
   };
 }
 
+const mb = (b: number): number => Math.round((b / 1048576) * 10) / 10;
+
+function runtimeOf(a: Sample[], b: Sample[]): IngressRuntime {
+  const d = (name: string, labels?: Record<string, string>): number =>
+    sumOf(b, name, labels) - sumOf(a, name, labels);
+  const ingress = d('udpmesh_ingress_datagrams_total');
+  const gcS = d('udpmesh_process_nodejs_gc_duration_seconds_sum');
+  const recv = d('udpmesh_io_syscalls_total', { op: 'recv' });
+  const send = d('udpmesh_io_syscalls_total', { op: 'send' });
+  const ratio = (n: number, calls: number): number | null =>
+    calls > 0 ? Math.round((n / calls) * 100) / 100 : null;
+  return {
+    ingressDatagrams: ingress,
+    gcMsPer1M: ingress > 0 ? Math.round(((gcS * 1000) / ingress) * 1e6 * 10) / 10 : null,
+    gcPauses: d('udpmesh_process_nodejs_gc_duration_seconds_count'),
+    heapUsedMb: mb(sumOf(b, 'udpmesh_process_nodejs_heap_size_used_bytes')),
+    heapTotalMb: mb(sumOf(b, 'udpmesh_process_nodejs_heap_size_total_bytes')),
+    rssMb: mb(sumOf(b, 'udpmesh_process_process_resident_memory_bytes')),
+    datagramsPerRecvSyscall: ratio(d('udpmesh_io_datagrams_total', { direction: 'received' }), recv),
+    datagramsPerSendSyscall: ratio(d('udpmesh_io_datagrams_total', { direction: 'sent' }), send),
+    gsoMessages: d('udpmesh_io_gso_messages_total'),
+  };
+}
+
 export async function runPeers(sh: Shared, o: PeersOptions, lc: Lifecycle): Promise<PeersDoc> {
   const tools = ensureRelayTools(lc.log);
   const rows: PeerRow[] = [];
@@ -122,18 +169,27 @@ export async function runPeers(sh: Shared, o: PeersOptions, lc: Lifecycle): Prom
     system: string,
     starter: () => Promise<SystemUnderTest>,
   ): Promise<void> => {
+    if (o.systems && !o.systems.some((x) => system.includes(x))) return;
     let sut: SystemUnderTest | undefined;
     try {
       sut = await lc.start(starter());
       await step(sut, 'warmup', Math.min(o.pacedRate, 5000), true);
+      const ingressMetrics = sut.metricsUrls?.[0];
+      const before = ingressMetrics ? await scrapeMetrics(ingressMetrics, 5000) : undefined;
       const max = await step(sut, 'max', 0);
+      const after = ingressMetrics ? await scrapeMetrics(ingressMetrics, 5000) : undefined;
       const paced = await step(sut, rateLabel(o.pacedRate), o.pacedRate);
       const own = sut.procs.map((p) => p.name);
       const r = row(path, system, max, paced, own);
+      if (before && after) r.runtime = runtimeOf(before, after);
       rows.push(r);
       lc.log(
         `peers ${path} ${system}: ${r.maxPerSec}/s on ${r.relayCores} cores (${r.perCore}/s per core); ` +
-          `p50/p99 ${r.latencyPacedUs?.p50}/${r.latencyPacedUs?.p99} µs at ${rateLabel(o.pacedRate)}/s`,
+          `p50/p99 ${r.latencyPacedUs?.p50}/${r.latencyPacedUs?.p99} µs at ${rateLabel(o.pacedRate)}/s` +
+          (r.runtime
+            ? `; ingress GC ${r.runtime.gcMsPer1M} ms per 1M datagrams (${r.runtime.gcPauses} pauses), heap ${r.runtime.heapUsedMb}/${r.runtime.heapTotalMb} MB, RSS ${r.runtime.rssMb} MB, ` +
+              `${r.runtime.datagramsPerRecvSyscall} datagrams per recv and ${r.runtime.datagramsPerSendSyscall} per send syscall, ${r.runtime.gsoMessages} GSO sends`
+            : ''),
       );
     } catch (err) {
       const why = `failed: ${err instanceof Error ? err.message.split('\n')[0] : String(err)}`;
@@ -146,9 +202,10 @@ export async function runPeers(sh: Shared, o: PeersOptions, lc: Lifecycle): Prom
 
   if (o.paths.includes('reply')) {
     await sh.setEcho(true);
-    await measure('reply', 'udpmesh (replication on)', () =>
-      startUdpmesh(sh, { mode: 'reply', mesh: 'bench-peers-reply' }),
-    );
+    for (const io of ['batched', 'dgram'] as const)
+      await measure('reply', `udpmesh ${io} (replication on)`, () =>
+        startUdpmesh(sh, { mode: 'reply', mesh: `bench-peers-reply-${io}`, io }),
+      );
     await measure('reply', 'node relay', () => startNodeRelay(sh));
     const ng = tools.nginx;
     if ('bin' in ng) await measure('reply', `nginx ${ng.version} (1 worker)`, () => startNginx(sh, ng));
@@ -159,9 +216,10 @@ export async function runPeers(sh: Shared, o: PeersOptions, lc: Lifecycle): Prom
   }
   if (o.paths.includes('oneway')) {
     await sh.setEcho(false);
-    await measure('oneway', 'udpmesh', () =>
-      startUdpmesh(sh, { mode: 'oneway', mesh: 'bench-peers-oneway' }),
-    );
+    for (const io of ['batched', 'dgram'] as const)
+      await measure('oneway', `udpmesh ${io}`, () =>
+        startUdpmesh(sh, { mode: 'oneway', mesh: `bench-peers-oneway-${io}`, io }),
+      );
     await measure('oneway', 'node fan-out', () => startBaseline(sh, 'oneway'));
   }
   return { tools, rows };

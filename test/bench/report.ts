@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import type { Percentiles } from './hist.ts';
 import { fmtInt, fmtPct, fmtUs, table } from './format.ts';
 import type { PeersDoc } from './peers.ts';
+import { renderStartup, type StartupDoc } from './startup.ts';
 import { renderPeers, renderScaling } from './reportParts.ts';
 import type { ScalingDoc } from './scaling.ts';
 import type { StepResult } from './steps.ts';
@@ -99,6 +100,7 @@ export interface BenchDoc {
   parts: string[];
   peers?: PeersDoc;
   scaling?: ScalingDoc;
+  startup?: StartupDoc;
   sessions: SessionsResultDoc[];
   /** Processes of a system under test that died during the run (each voided and redid its mode). */
   incidents: string[];
@@ -275,6 +277,7 @@ export function renderText(doc: BenchDoc): string {
   }
   if (doc.peers) out.push(renderPeers(doc.peers), '');
   if (doc.scaling) out.push(renderScaling(doc.scaling), '');
+  if (doc.startup) out.push(renderStartup(doc.startup), '');
   out.push(
     `etcd requests per 1,000 datagrams (udpmesh, whole run, 3 replicators): ${doc.etcd.per1000 === null ? '-' : doc.etcd.per1000.toFixed(3)} (${doc.etcd.requests} requests / ${fmtInt(doc.etcd.ingressDatagrams)} datagrams)`,
     '',

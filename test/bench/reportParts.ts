@@ -62,6 +62,46 @@ export function renderPeers(doc: PeersDoc): string {
       '',
     );
   }
+  const rt = doc.rows.filter((r) => r.runtime);
+  if (rt.length > 0) {
+    out.push(
+      'UDPMESH INGRESS RUNTIME over the open-loop step (its /metrics): GC ms per 1M client datagrams, heap and RSS after the step, datagrams per syscall',
+      table(
+        [
+          [
+            'path',
+            'system',
+            'datagrams',
+            'GC ms/1M',
+            'GC pauses',
+            'heap used MB',
+            'heap total MB',
+            'RSS MB',
+            'per recv',
+            'per send',
+            'GSO sends',
+          ],
+        ],
+        rt.map((r) => {
+          const x = r.runtime!;
+          return [
+            r.path,
+            r.system,
+            fmtInt(x.ingressDatagrams),
+            x.gcMsPer1M === null ? '-' : x.gcMsPer1M.toFixed(1),
+            fmtInt(x.gcPauses),
+            x.heapUsedMb.toFixed(1),
+            x.heapTotalMb.toFixed(1),
+            x.rssMb.toFixed(1),
+            x.datagramsPerRecvSyscall === null ? '-' : x.datagramsPerRecvSyscall.toFixed(2),
+            x.datagramsPerSendSyscall === null ? '-' : x.datagramsPerSendSyscall.toFixed(2),
+            fmtInt(x.gsoMessages),
+          ];
+        }),
+      ),
+      '',
+    );
+  }
   if (doc.tools.installed) out.push(`(installed for this run: ${doc.tools.installed})`);
   return out.join('\n').trimEnd();
 }

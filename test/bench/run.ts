@@ -5,7 +5,8 @@
 //   --sessions 64        client sessions (sockets) per step
 //   --payload 64         datagram size in bytes
 //   --modes oneway,reply
-//   --only rates,peers,scaling,sessions   run only these parts (default: all)
+//   --only rates,peers,scaling,sessions,startup   run only these parts (default: all)
+//   --peers-systems udpmesh   only the peers rows whose system contains one of these (udpmesh, nginx, ...)
 //   --session-count N    concurrent sessions for the memory step, both modes (0 skips it); or
 //   --sessions-oneway 1000000 --sessions-reply 50000
 //   --held-rate 10k      paced load while the sessions are held
@@ -27,15 +28,16 @@ import { runPeers, type PeersDoc } from './peers.ts';
 import { REPO_ROOT, sleep } from './procs.ts';
 import { renderText, writeJson, type BenchDoc, type SessionsResultDoc, type Summary } from './report.ts';
 import { runScaling, type ScalingDoc } from './scaling.ts';
+import { runStartup } from './startup.ts';
 import { sessionsStep } from './sessions.ts';
 import { runStep, SystemDied, type StepResult } from './steps.ts';
 import { Shared, startBaseline, startUdpmesh, type Mode, type SystemUnderTest } from './topology.ts';
 
-const USAGE = `usage: npm run bench -- [--quick] [--only rates,peers,scaling,sessions] [--rates 5k,10k,20k,40k,max] [--duration 5]
+const USAGE = `usage: npm run bench -- [--quick] [--only rates,peers,scaling,sessions,startup] [--peers-systems udpmesh,nginx] [--rates 5k,10k,20k,40k,max] [--duration 5]
                        [--sessions 64] [--payload 64] [--modes oneway,reply] [--session-count N]
                        [--sessions-oneway 1000000] [--sessions-reply 50000] [--held-rate 10k] [--peers-rate 5k]
                        [--scaling-workers 1,2] [--scaling-sessions 256] [--out bench-results] [--cpu-prof] [--wait-idle 600]`;
-const PARTS = ['rates', 'peers', 'scaling', 'sessions'] as const;
+const PARTS = ['rates', 'peers', 'scaling', 'sessions', 'startup'] as const;
 type Part = (typeof PARTS)[number];
 
 function parseRate(s: string): number {
@@ -69,6 +71,7 @@ const { values } = parseArgs({
     'sessions-reply': { type: 'string' },
     'held-rate': { type: 'string' },
     'peers-rate': { type: 'string' },
+    'peers-systems': { type: 'string' },
     'scaling-workers': { type: 'string' },
     'scaling-sessions': { type: 'string' },
     only: { type: 'string' },
@@ -115,6 +118,7 @@ const opts = {
   },
   heldRate: values['held-rate'] ? parseRate(values['held-rate']) : 10_000,
   peersRate: values['peers-rate'] ? parseRate(values['peers-rate']) : 5_000,
+  peersSystems: values['peers-systems']?.split(','),
   scalingWorkers: (values['scaling-workers'] ?? '1,2').split(',').map((w) => {
     const n = Number(w);
     if (!Number.isInteger(n) || n < 1 || n > 16) throw new Error(`--scaling-workers: ${w} is not 1-16`);
@@ -365,10 +369,13 @@ async function main(): Promise<void> {
         payloadBytes: opts.payloadBytes,
         pacedRate: opts.peersRate,
         paths: (['reply', 'oneway'] as const).filter((m) => opts.modes.includes(m)),
+        systems: opts.peersSystems,
       },
       lifecycle,
     );
   }
+
+  const startup = runs('startup') ? await runStartup(lifecycle) : undefined;
 
   let scaling: ScalingDoc | undefined;
   if (runs('scaling')) {
@@ -529,6 +536,29 @@ async function main(): Promise<void> {
           : um.perCore >= nginx.perCore,
     });
   }
+  if (peers) {
+    const fan = (io: string): number | null =>
+      peers!.rows.find((r) => r.path === 'oneway' && r.system === `udpmesh ${io}`)?.perCoreSystem ?? null;
+    const b = fan('batched');
+    const d = fan('dgram');
+    const node =
+      peers.rows.find((r) => r.path === 'oneway' && r.system === 'node fan-out')?.perCoreSystem ?? null;
+    targets.push({
+      name: 'one-way fan-out delivered per core of all three replicators, batched vs dgram',
+      target: '>= 2x',
+      value: `${b ?? '-'}/s vs ${d ?? '-'}/s per core (${b && d ? (b / d).toFixed(2) : '-'}x; node fan-out ${node ?? '-'}/s)`,
+      pass: b === null || d === null ? null : b >= 2 * d,
+    });
+  }
+  if (startup) {
+    const [tsx, dist] = startup.rows;
+    targets.push({
+      name: 'compiled dist vs tsx: start-up and RSS of one replicator (info)',
+      target: '-',
+      value: `${dist?.medianStartupMs} ms vs ${tsx?.medianStartupMs} ms to ready; RSS ${dist?.medianRssMb} MB vs ${tsx?.medianRssMb} MB`,
+      pass: null,
+    });
+  }
   if (scaling && scaling.rows.length > 1) {
     const last = scaling.rows[scaling.rows.length - 1]!;
     const first = scaling.rows[0]!;
@@ -550,6 +580,7 @@ async function main(): Promise<void> {
     steps,
     ...(peers ? { peers } : {}),
     ...(scaling ? { scaling } : {}),
+    ...(startup ? { startup } : {}),
     sessions,
     incidents,
     validity: validity([

@@ -112,6 +112,8 @@ export interface SystemUnderTest {
   dead(): string | undefined;
   /** udpmesh with workers > 1 at the ingress: datagrams each ingress worker accepted so far (its /status). */
   workerIngress?(): Promise<number[] | undefined>;
+  /** udpmesh: each replicator's /metrics, aws (the ingress) first: GC, heap and I/O syscalls per step. */
+  metricsUrls?: string[];
   stop(): Promise<void>;
 }
 
@@ -125,6 +127,8 @@ export interface UdpmeshOptions {
   env?: Record<string, string>;
   /** `workers` per replicator (default 1): worker i of a cluster binds replication port base + i. */
   workers?: Partial<Record<Cluster, number>>;
+  /** Socket I/O of every replicator (config `io`); default the config's (auto). */
+  io?: 'batched' | 'dgram';
 }
 
 export async function startUdpmesh(shared: Shared, o: UdpmeshOptions): Promise<SystemUnderTest> {
@@ -138,6 +142,7 @@ export async function startUdpmesh(shared: Shared, o: UdpmeshOptions): Promise<S
       instance: cluster,
       mesh: o.mesh,
       ...(workersOf(cluster) > 1 ? { workers: workersOf(cluster) } : {}),
+      ...(o.io ? { io: o.io } : {}),
       ingress: {
         ports: [ports[2 * i]!],
         addresses: [HOST],
@@ -206,6 +211,7 @@ export async function startUdpmesh(shared: Shared, o: UdpmeshOptions): Promise<S
     mode: o.mode,
     ingress: { host: HOST, port: ports[0]! },
     procs: reps.map((r, i) => ({ name: CLUSTERS[i]!, pid: r.pid ?? -1 })),
+    metricsUrls: reps.map((r) => r.metricsUrl),
     counters: () => Promise.all(reps.map((r) => scrapeCounters(r.metricsUrl))),
     lag: async () =>
       (await Promise.all(reps.map((r) => scrapeCounters(r.metricsUrl)))).reduce((a, c) => a + c.lag, 0),

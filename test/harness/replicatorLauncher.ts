@@ -1,6 +1,7 @@
 // Replicator processes for tests: writes each config into a temp dir, spawns the real replicator
 // (replicator/main.ts) in its own process group, waits for /readyz, kills with a signal, restarts
 // with the same config, and keeps the logs to show when a test fails. stopAll() in afterEach.
+// TEST_IO=dgram (or batched) sets `io` in every config that does not choose it: CI runs the suite both ways.
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -23,6 +24,9 @@ export class ReplicatorLauncher {
 
   /** Create (not start) a replicator with this config. */
   create(name: string, config: ReplicatorConfigInput, env?: Record<string, string>): ReplicatorProcess {
+    // TEST_IO=dgram|batched runs the whole suite on one socket implementation (default: the config's, auto).
+    const io = process.env.TEST_IO as ReplicatorConfigInput['io'];
+    if (io && config.io === undefined) config = { ...config, io };
     const p = new ReplicatorProcess({ name, config, dir: this.dir, env });
     this.processes.push(p);
     return p;

@@ -1,10 +1,12 @@
 // udp_batch: Linux UDP sockets for the data plane, batched. Node's dgram costs one syscall, one JS callback,
 // one Buffer and one rinfo object per datagram; nginx and Envoy read and write many datagrams per syscall.
 // This addon does the same and nothing else:
-//  - one receive ring per process (JS owns the memory, passes it once to setup()); recvmmsg fills it and
-//    the socket's JS callback runs ONCE per batch with the count. Lengths, offsets, source ports, families
-//    and addresses go to typed arrays (also JS-owned). Sharing one ring is safe because JS runs the batch
-//    callback to completion before any other socket is read; a consumer that keeps a payload copies it.
+//  - one receive ring per process (JS owns the memory, passes it once to setup()). Every readable socket
+//    of an event-loop turn reads into it with recvmmsg (poll phase); ONE JS call (from a uv_check handle
+//    right after the poll phase, or earlier when the ring is full) then hands over everything read, with
+//    the socket id, length, offset, source port, family and address of each datagram in typed arrays (also
+//    JS-owned). With one upstream socket per client session that is one JS entry per turn, not one per
+//    socket. A consumer that keeps a payload copies it: the ring is reused by the next turn.
 //  - UDP GRO where the socket asks for it: one coalesced read is split back into its segments here.
 //  - one send queue per process (JS-owned arena + typed arrays, filled by JS, flushed once per event-loop
 //    turn): runs of entries for the same socket go out in one sendmmsg, and runs of equal-sized datagrams to
@@ -63,7 +65,6 @@ typedef struct sock_s {
   int gro;
   int closing;
   int connected;
-  napi_ref on_batch;
   napi_ref on_error;
   napi_async_context async;
 } sock_t;
@@ -88,7 +89,14 @@ typedef struct {
   int32_t *e_index, *e_code;
   uint32_t e_cap;
   double *counters;
-  napi_ref keep[20];
+  int32_t *r_socks;
+  uint32_t pending, used_slots;  // entries and ring slots filled since the last hand-over
+  napi_ref dispatch;
+  napi_async_context async;
+  uv_check_t check;
+  int32_t *quarantine;  // ids closed while entries were pending: not reused until handed over
+  int nquarantine, capquarantine;
+  napi_ref keep[24];
   int nkeep;
   int gso_ok;
   sock_t **socks;
@@ -96,6 +104,7 @@ typedef struct {
 } state_t;
 
 static state_t G;
+static sock_t CLOSED_PENDING;  // marks an id closed while entries for it wait to be handed over
 
 // ------------------------------------------------------------------ helpers
 
@@ -152,14 +161,14 @@ static int get_typed(napi_env env, napi_value v, void **data, size_t *bytes) {
     default: el = 1;
   }
   *bytes = length * el;
-  if (G.nkeep < 20) napi_create_reference(env, v, 1, &G.keep[G.nkeep++]);
+  if (G.nkeep < 24) napi_create_reference(env, v, 1, &G.keep[G.nkeep++]);
   return 1;
 }
 
 static sock_t *sock_by_id(napi_env env, napi_value v) {
   int32_t id;
   if (napi_get_value_int32(env, v, &id) != napi_ok || id < 0 || id >= G.nsocks || G.socks[id] == NULL ||
-      G.socks[id]->closing) {
+      G.socks[id] == &CLOSED_PENDING || G.socks[id]->closing) {
     napi_throw_error(env, "ERR_SOCKET_CLOSED", "udp_batch: socket is closed or unknown");
     return NULL;
   }
@@ -200,13 +209,16 @@ static int parse_addr(napi_env env, napi_value v, int family, uint8_t out[16]) {
 }
 
 // ------------------------------------------------------------------ setup(ring, slotSize, lengths, offsets,
-// ports, families, addrs, arena, qSocks, qOffsets, qLengths, qPorts, qFamilies, qAddrs, eIndex, eCode, counters)
+// ports, families, addrs, arena, qSocks, qOffsets, qLengths, qPorts, qFamilies, qAddrs, eIndex, eCode, counters,
+// socks, dispatch)
+
+static void on_check(uv_check_t *h);
 
 static napi_value js_setup(napi_env env, napi_callback_info info) {
-  size_t argc = 17;
-  napi_value a[17];
+  size_t argc = 19;
+  napi_value a[19];
   napi_get_cb_info(env, info, &argc, a, NULL, NULL);
-  if (argc < 17) return throw_type(env, "setup: 17 arguments expected");
+  if (argc < 19) return throw_type(env, "setup: 19 arguments expected");
   if (G.ready) return throw_type(env, "setup: already set up");
   size_t bytes;
   void *p;
@@ -255,8 +267,22 @@ static napi_value js_setup(napi_env env, napi_callback_info info) {
   G.e_code = w2;
   G.e_cap = (uint32_t)(e1 / 4 < e2 / 4 ? e1 / 4 : e2 / 4);
   G.counters = cp;
+  size_t sb;
+  void *sp;
+  if (!get_typed(env, a[17], &sp, &sb) || sb / 4 < G.out_cap) return throw_type(env, "setup: socks array");
+  G.r_socks = sp;
+  napi_valuetype ft;
+  napi_typeof(env, a[18], &ft);
+  if (ft != napi_function) return throw_type(env, "setup: dispatch must be a function");
+  napi_create_reference(env, a[18], 1, &G.dispatch);
+  napi_value res_name;
+  napi_create_string_utf8(env, "udpmesh:udp_batch", NAPI_AUTO_LENGTH, &res_name);
+  napi_async_init(env, NULL, res_name, &G.async);
   G.env = env;
   if (napi_get_uv_event_loop(env, &G.loop) != napi_ok) return throw_type(env, "setup: no event loop");
+  uv_check_init(G.loop, &G.check);
+  uv_check_start(&G.check, on_check);
+  uv_unref((uv_handle_t *)&G.check);
   G.gso_ok = 1;
   G.ready = 1;
   return NULL;
@@ -269,7 +295,7 @@ static void call_js(sock_t *s, napi_ref fn_ref, int argc, napi_value *argv) {
   napi_value fn, recv, result;
   if (napi_get_reference_value(env, fn_ref, &fn) != napi_ok || fn == NULL) return;
   napi_get_global(env, &recv);  // napi_make_callback needs an object receiver
-  napi_status st = napi_make_callback(env, s->async, recv, fn, (size_t)argc, argv, &result);
+  napi_status st = napi_make_callback(env, s ? s->async : G.async, recv, fn, (size_t)argc, argv, &result);
   if (st == napi_pending_exception) {
     napi_value exc;
     napi_get_and_clear_last_exception(env, &exc);
@@ -287,6 +313,30 @@ static void report_error(sock_t *s, int err, const char *syscall) {
   napi_close_handle_scope(G.env, scope);
 }
 
+// Hands everything read since the last hand-over to JS in one call, then frees the ring and the ids of
+// sockets closed meanwhile.
+static void deliver(void) {
+  if (G.pending > 0) {
+    napi_handle_scope scope;
+    napi_open_handle_scope(G.env, &scope);
+    napi_value argv[1];
+    napi_create_uint32(G.env, G.pending, &argv[0]);
+    G.counters[C_CALLBACKS]++;
+    call_js(NULL, G.dispatch, 1, argv);
+    napi_close_handle_scope(G.env, scope);
+  }
+  G.pending = 0;
+  G.used_slots = 0;
+  for (int i = 0; i < G.nquarantine; i++)
+    if (G.socks[G.quarantine[i]] == &CLOSED_PENDING) G.socks[G.quarantine[i]] = NULL;
+  G.nquarantine = 0;
+}
+
+static void on_check(uv_check_t *h) {
+  (void)h;
+  if (G.pending > 0) deliver();
+}
+
 static void on_readable(uv_poll_t *h, int status, int events) {
   sock_t *s = (sock_t *)h->data;
   (void)events;
@@ -300,10 +350,13 @@ static void on_readable(uv_poll_t *h, int status, int events) {
   struct iovec iov[MAX_BATCH];
   struct sockaddr_storage from[MAX_BATCH];
   char ctrl[MAX_BATCH][CMSG_SPACE(sizeof(int))];
-  uint32_t n_slots = G.slots;
   for (int round = 0; round < READS_PER_WAKEUP && !s->closing; round++) {
+    if (G.used_slots >= G.slots) deliver();  // ring full: hand over now, then read on
+    if (s->closing) return;
+    uint32_t first = G.used_slots;
+    uint32_t n_slots = G.slots - first;
     for (uint32_t i = 0; i < n_slots; i++) {
-      iov[i].iov_base = G.ring.data + (size_t)i * G.slot_size;
+      iov[i].iov_base = G.ring.data + (size_t)(first + i) * G.slot_size;
       iov[i].iov_len = G.slot_size;
       memset(&msgs[i].msg_hdr, 0, sizeof msgs[i].msg_hdr);
       msgs[i].msg_hdr.msg_iov = &iov[i];
@@ -327,7 +380,7 @@ static void on_readable(uv_poll_t *h, int status, int events) {
       continue;
     }
     if (got == 0) return;
-    uint32_t out = 0;
+    uint32_t out = G.pending;
     for (int i = 0; i < got; i++) {
       uint32_t len = msgs[i].msg_len;
       if (msgs[i].msg_hdr.msg_flags & MSG_TRUNC) {
@@ -360,28 +413,26 @@ static void on_readable(uv_poll_t *h, int status, int events) {
         memcpy(addr, a->sin6_addr.s6_addr, 16);
         port = ntohs(a->sin6_port);
       }
-      uint32_t base = (uint32_t)i * G.slot_size;
-      for (uint32_t off = 0; off < len && out < G.out_cap; off += seg) {
+      uint32_t base = (first + (uint32_t)i) * G.slot_size;
+      // do/while: an empty datagram is one entry of length 0, not none.
+      uint32_t off = 0;
+      do {
+        if (out >= G.out_cap) break;
         uint32_t l = len - off < seg ? len - off : seg;
+        G.r_socks[out] = s->id;
         G.r_offsets[out] = base + off;
         G.r_lengths[out] = l;
         G.r_ports[out] = port;
         G.r_families[out] = fam;
         memcpy(G.r_addrs + (size_t)out * 16, addr, 16);
         out++;
-      }
+        off += seg;
+      } while (off < len);
     }
-    G.counters[C_RECV_DATAGRAMS] += out;
-    if (out > 0) {
-      napi_handle_scope scope;
-      napi_open_handle_scope(G.env, &scope);
-      napi_value argv[1];
-      napi_create_uint32(G.env, out, &argv[0]);
-      G.counters[C_CALLBACKS]++;
-      call_js(s, s->on_batch, 1, argv);
-      napi_close_handle_scope(G.env, scope);
-    }
-    if ((uint32_t)got < n_slots) return;  // drained
+    G.counters[C_RECV_DATAGRAMS] += out - G.pending;
+    G.pending = out;
+    G.used_slots = first + (uint32_t)got;
+    if ((uint32_t)got < n_slots) return;  // drained; the uv_check handle hands it over after the poll phase
   }
 }
 
@@ -458,7 +509,6 @@ static napi_value js_open(napi_env env, napi_callback_info info) {
     return throw_errno(env, -r, "uv_poll_init");
   }
   s->poll.data = s;
-  napi_create_reference(env, a[8], 1, &s->on_batch);
   napi_create_reference(env, a[9], 1, &s->on_error);
   napi_value res_name;
   napi_create_string_utf8(env, "udpmesh:udp_batch", NAPI_AUTO_LENGTH, &res_name);
@@ -726,7 +776,7 @@ static napi_value js_flush(napi_env env, napi_callback_info info) {
     int32_t id = G.q_socks[i];
     uint32_t j = i + 1;
     while (j < count && G.q_socks[j] == id) j++;
-    sock_t *s = (id >= 0 && id < G.nsocks) ? G.socks[id] : NULL;
+    sock_t *s = (id >= 0 && id < G.nsocks && G.socks[id] != &CLOSED_PENDING) ? G.socks[id] : NULL;
     if (s == NULL || s->closing) {
       for (uint32_t e = i; e < j; e++) record_error(e, EBADF);
     } else {
@@ -755,9 +805,25 @@ static napi_value js_close(napi_env env, napi_callback_info info) {
   if (napi_get_value_int32(env, a[0], &id) != napi_ok || id < 0 || id >= G.nsocks || G.socks[id] == NULL)
     return NULL;  // closing twice is harmless
   sock_t *s = G.socks[id];
+  if (s == &CLOSED_PENDING) return NULL;
   G.socks[id] = NULL;
+  if (G.pending > 0) {
+    // Entries of this socket may wait in the ring: its id must not go to a new socket before they are
+    // handed over (JS would give them to the new one).
+    if (G.nquarantine == G.capquarantine) {
+      int cap = G.capquarantine ? G.capquarantine * 2 : 64;
+      int32_t *q = realloc(G.quarantine, sizeof *q * (size_t)cap);
+      if (q) {
+        G.quarantine = q;
+        G.capquarantine = cap;
+      }
+    }
+    if (G.nquarantine < G.capquarantine) {
+      G.quarantine[G.nquarantine++] = id;
+      G.socks[id] = &CLOSED_PENDING;
+    }
+  }
   s->closing = 1;
-  napi_delete_reference(env, s->on_batch);
   napi_delete_reference(env, s->on_error);
   napi_async_destroy(env, s->async);
   uv_poll_stop(&s->poll);
@@ -782,7 +848,7 @@ static napi_value js_ref(napi_env env, napi_callback_info info) {
 static napi_value js_sockets(napi_env env, napi_callback_info info) {
   (void)info;
   int n = 0;
-  for (int i = 0; i < G.nsocks; i++) n += G.socks[i] != NULL;
+  for (int i = 0; i < G.nsocks; i++) n += G.socks[i] != NULL && G.socks[i] != &CLOSED_PENDING;
   napi_value out;
   napi_create_int32(env, n, &out);
   return out;

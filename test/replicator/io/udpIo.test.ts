@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createBatchedIo, parseIPv4 } from '../../../replicator/io/batchedIo.ts';
 import { createDgramIo } from '../../../replicator/io/dgramIo.ts';
-import { loadAddon } from '../../../replicator/io/native.ts';
+import { loadAddon, type UdpBatchAddon } from '../../../replicator/io/native.ts';
 import { selectIo } from '../../../replicator/io/select.ts';
 import type { RecvBatch, UdpIo, UdpSocketIo } from '../../../replicator/io/udpIo.ts';
 
@@ -112,6 +112,31 @@ describe('io: addon presence', () => {
   });
 });
 
+describe('io: the addon refuses bad calls with errors, never a crash', function () {
+  before(function () {
+    if (!loadAddon().addon) this.skip();
+  });
+  it('bad family, bad address, bad port, closed or unknown socket, oversized flush', () => {
+    const addon = (loadAddon() as { addon: UdpBatchAddon }).addon;
+    const noop = (): void => {};
+    assert.throws(() => addon.open(5 as 4, '127.0.0.1', 0, false, false, 0, 0, false, noop, noop), /family/);
+    assert.throws(() => addon.open(4, 'not-an-ip', 0, false, false, 0, 0, false, noop, noop), /IP address/);
+    assert.throws(() => addon.open(4, '127.0.0.1', 70000, false, false, 0, 0, false, noop, noop), /port/);
+    const id = addon.open(4, '127.0.0.1', 0, false, false, 0, 0, false, noop, noop);
+    assert.throws(() => addon.connect(id, 4, '127.0.0.1', 0), /port/);
+    assert.throws(
+      () => addon.connect(id, 6, '::1', 9),
+      (e: Error & { code?: string }) => e.code === 'EAFNOSUPPORT',
+    );
+    addon.close(id);
+    addon.close(id); // twice is harmless
+    assert.throws(() => addon.info(id), /closed/);
+    assert.throws(() => addon.info(123456), /closed or unknown/);
+    assert.throws(() => addon.flush(1 << 30), /count/);
+    assert.throws(() => (addon.setup as (...a: unknown[]) => void)(), /arguments|already/);
+  });
+});
+
 for (const mode of modes) {
   describe(`io: ${mode.name}`, function () {
     let io: UdpIo;
@@ -177,6 +202,20 @@ for (const mode of modes) {
       );
       if (mode.name === 'batched') assert.ok(Math.max(...c.batches) > 1, 'a burst is read in batches');
       else assert.equal(Math.max(...c.batches), 1);
+    });
+
+    it('an empty datagram is received as one of length 0 (never lost silently)', async () => {
+      const s = track(await io.bind({ address: '127.0.0.1', port: 0 }));
+      const c = collect(s);
+      const client = track(await plainSocket());
+      client.send(Buffer.alloc(0), s.address().port, '127.0.0.1');
+      client.send(Buffer.from('after'), s.address().port, '127.0.0.1');
+      await waitFor(
+        () => c.got.length >= 2,
+        () => `2 datagrams (got ${c.got.length})`,
+      );
+      assert.equal(c.got[0].data.length, 0);
+      assert.equal(c.got[1].data.toString(), 'after');
     });
 
     it('gives different sources different session keys, per listener index', async () => {
@@ -285,6 +324,66 @@ for (const mode of modes) {
         replies,
         Array.from({ length: 20 }, (_, i) => `re:q${i}`),
       );
+    });
+
+    it('many connected sockets read in one turn: each gets exactly its own replies', async () => {
+      const backend = track(await plainSocket());
+      backend.on('message', (m, r) => backend.send(m, r.port, r.address));
+      const got = new Map<number, string[]>();
+      const socks: UdpSocketIo[] = [];
+      for (let k = 0; k < 30; k++) {
+        const up = track(io.open(4));
+        up.context = k;
+        got.set(k, []);
+        up.onBatch = (b, sock) => {
+          for (let i = 0; i < b.count; i++) got.get(sock.context as number)!.push(b.payload(i).toString());
+        };
+        await up.connect(backend.address().port, '127.0.0.1');
+        socks.push(up);
+      }
+      for (let round = 0; round < 5; round++)
+        for (const [k, up] of socks.entries()) up.send(Buffer.from(`s${k}-${round}`), 0, undefined);
+      await waitFor(
+        () => [...got.values()].every((v) => v.length === 5),
+        () => `5 replies each (${[...got.values()].map((v) => v.length).join(',')})`,
+      );
+      for (const [k, v] of got)
+        assert.deepEqual(
+          v,
+          [0, 1, 2, 3, 4].map((r) => `s${k}-${r}`),
+        );
+    });
+
+    it('a socket closed while handling a read gets nothing more, and a socket opened then gets none of it', async () => {
+      const a = track(await io.bind({ address: '127.0.0.1', port: 0 }));
+      const b = track(await io.bind({ address: '127.0.0.1', port: 0 }));
+      let c: UdpSocketIo | undefined;
+      const toB: string[] = [];
+      const toC: string[] = [];
+      let closedB = false;
+      b.onBatch = (batch) => {
+        assert.equal(closedB, false, 'no batch after close');
+        for (let i = 0; i < batch.count; i++) toB.push(batch.payload(i).toString());
+      };
+      a.onBatch = () => {
+        if (closedB) return;
+        closedB = true;
+        b.close();
+        // Same family, bound anew: in batched mode it may get b's id; it must not get b's datagrams.
+        c = io.open(4);
+        track(c);
+        c.onBatch = (batch) => {
+          for (let i = 0; i < batch.count; i++) toC.push(batch.payload(i).toString());
+        };
+      };
+      const client = track(await plainSocket());
+      // b's datagrams first, then a's: in one turn the ring holds b's run after a's or before it.
+      for (let i = 0; i < 50; i++) client.send(Buffer.from(`b${i}`), b.address().port, '127.0.0.1');
+      client.send(Buffer.from('a'), a.address().port, '127.0.0.1');
+      await waitFor(() => closedB, 'a read on a');
+      await new Promise((r) => setTimeout(r, 100));
+      assert.deepEqual(toC, []);
+      assert.ok(toB.every((x) => /^b\d+$/.test(x)));
     });
 
     it('IPv6: binds ::1, receives from and sends to v6 sources', async () => {

@@ -2,7 +2,8 @@
 // `--backend aws=... --session-identity proxy-v2`):
 //  - dnsdist (Debian package `dnsdist`), which accepts PROXY v2 over UDP from setProxyProtocolACL
 //    sources, logs the client address it read from the header (and the origin-cluster TLV) in every
-//    cloud; the client binds 127.0.0.2 so its address differs from the replicators' (127.0.0.1).
+//    cloud, and acts on it at the origin: it answers only the proxied client address 127.0.0.2 (the
+//    replicators send from 127.0.0.1, which it refuses).
 //  - a session-keyed backend per cloud that checks each session's datagrams carry one client identity,
 //    identical in every cloud, in order.
 // Skipped (with the reason) when dnsdist is not installed.
@@ -20,7 +21,10 @@ const NODE = process.execPath;
 const hasDnsdist = spawnSync('dnsdist', ['--version']).status === 0;
 
 function dnsQuery(id: number, name: string): Buffer {
-  const labels = name.split('.').map((l) => Buffer.concat([Buffer.from([l.length]), Buffer.from(l)]));
+  const labels = name
+    .split('.')
+    .filter((l) => l !== '')
+    .map((l) => Buffer.concat([Buffer.from([l.length]), Buffer.from(l)]));
   return Buffer.concat([
     Buffer.from([id >> 8, id & 0xff, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0]),
     ...labels,
@@ -28,10 +32,15 @@ function dnsQuery(id: number, name: string): Buffer {
   ]);
 }
 
-async function until(what: string, ms: number, ok: () => boolean | Promise<boolean>): Promise<void> {
+async function until(
+  what: string | (() => string),
+  ms: number,
+  ok: () => boolean | Promise<boolean>,
+): Promise<void> {
   const end = Date.now() + ms;
   while (!(await ok())) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    if (Date.now() > end)
+      throw new Error(`timed out waiting for ${typeof what === 'string' ? what : what()}`);
     await new Promise((r) => setTimeout(r, 100));
   }
 }
@@ -104,7 +113,7 @@ describe('local mode, sessionIdentity proxy-v2, real PROXY v2 servers in three c
     rmSync(dir, { recursive: true, force: true });
   });
 
-  it('dnsdist in every cloud logs the original client address and the origin cluster', async function () {
+  it('dnsdist in every cloud logs the original client address; the origin answers only that client', async function () {
     if (!hasDnsdist) this.skip(); // apt-get install dnsdist
     const ports = await freePorts(3);
     const backends: Record<string, number> = {};
@@ -124,6 +133,9 @@ function logClient(dq)
   return DNSAction.None, ''
 end
 addAction(AllRule(), LuaAction(logClient))
+local clients = newNMG()
+clients:addMask('127.0.0.2/32')
+addAction(NetmaskGroupRule(clients), SpoofAction('192.0.2.77'))
 addAction(AllRule(), RCodeAction(DNSRCode.REFUSED))
 `,
       );
@@ -143,9 +155,13 @@ addAction(AllRule(), RCodeAction(DNSRCode.REFUSED))
     const names = Array.from({ length: 5 }, (_, i) => `q${i}.example.`);
     for (const [i, n] of names.entries()) client.send(dnsQuery(100 + i, n), base + 1, '127.0.0.1');
 
-    // The origin's answer comes back through the replicator (dnsdist replies without a PROXY header).
+    // Acted on at the origin: dnsdist answers only the proxied client 127.0.0.2 (A 192.0.2.77) and refuses
+    // everyone else, the replicators' own address 127.0.0.1 included; the answer comes back to the client.
     await until('five answers', 20_000, () => answers.length >= 5);
-    for (const a of answers) assert.equal(a.readUInt16BE(2) & 0x000f, 5, 'REFUSED, as configured');
+    for (const a of answers) {
+      assert.equal(a.readUInt16BE(2) & 0x000f, 0, 'rcode NOERROR: dnsdist saw 127.0.0.2, not the replicator');
+      assert.ok(a.subarray(a.length - 4).equals(Buffer.from([192, 0, 2, 77])), 'the spoofed A record');
+    }
     // Logged in every cloud, with the client's own address and port and the origin cluster TLV.
     for (const c of CLOUDS) {
       const file = join(dir, `${c}.log`);
@@ -198,10 +214,17 @@ addAction(AllRule(), RCodeAction(DNSRCode.REFUSED))
         const p = Buffer.alloc(8);
         p.writeUInt32BE(i, 0);
         cl.send(p, ingress, '127.0.0.1');
+        // Paced: a burst larger than a socket's receive buffer is lost by the kernel on a busy machine,
+        // before any replicator sees it (what the replicators drop is counted; that is not).
+        if (i % 10 === 9) await new Promise((r) => setTimeout(r, 5));
       }
     }
-    await until('every cloud to see 8 sessions x 50', 30_000, () =>
-      CLOUDS.every((c) => [...seen.get(c)!.values()].reduce((n, e) => n + e.seqs.length, 0) >= 8 * PER),
+    const counts = (): string =>
+      CLOUDS.map((c) => `${c}: ${[...seen.get(c)!.values()].map((e) => e.seqs.length).join(',')}`).join('; ');
+    await until(
+      () => `every cloud to see 8 sessions x 50 (${counts()})`,
+      30_000,
+      () => CLOUDS.every((c) => [...seen.get(c)!.values()].reduce((n, e) => n + e.seqs.length, 0) >= 8 * PER),
     );
     const reference = seen.get('aws')!;
     assert.equal(reference.size, 8);

@@ -147,6 +147,15 @@ describe('issue 10 defects in the pure protocol modules', () => {
     for (const rec of r.frame.records) rx.receive(rec, 0);
     assert.deepEqual(out, [2 ** 32 - 1, 2 ** 32, 2 ** 32 + 1]);
     assert.equal(rx.counters.late, 0);
+    // And through the sender's retransmit ring (found by the simulator: it kept seqs in a Uint32Array).
+    const w = pair();
+    for (const rec of recs) w.link.enqueue(rec.session, rec.seq, rec.payload);
+    w.link.flush(w.clock.now);
+    w.run(50);
+    assert.deepEqual(
+      w.delivered.map(([, q]) => q),
+      [2 ** 32 - 1, 2 ** 32, 2 ** 32 + 1],
+    );
   });
 
   // v1: AssertionError: delivered 9 of 10 (the gap was skipped at the receiver while the origin held it)

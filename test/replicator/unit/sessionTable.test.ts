@@ -10,6 +10,7 @@ import { SessionTable, type EvictReason, type TableEntry } from '../../../replic
 import { fuzz, fuzzTimeout } from './fuzzRuns.ts';
 
 interface Entry extends TableEntry {
+  readonly key: string;
   n: number;
 }
 
