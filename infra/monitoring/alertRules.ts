@@ -14,7 +14,7 @@ export interface AlertRule {
   expr: string;
   for: string;
   labels: { severity: 'warning' | 'critical' };
-  annotations: { summary: string; description: string };
+  annotations: { summary: string; description: string; runbook_url?: string };
 }
 
 export interface RuleGroup {
@@ -44,7 +44,18 @@ export function defaultThresholds(interCloudRttMs: number): AlertThresholds {
 
 const ETCD = 'job="etcd"';
 /** udpmesh_dropped_datagrams_total reasons that mean an accepted datagram was lost. */
-export const LOSS_REASONS = 'gap_timeout|sender_skipped|peer_backlog_overflow|no_backend|send_error|late';
+export const LOSS_REASONS =
+  'abandoned|gap_timeout|sender_skipped|peer_backlog_overflow|no_backend|send_error|late|identity_table_full';
+
+/**
+ * Where each alert's runbook lives: one section per alert in docs/operations.md, anchored by the alert's
+ * name in lower case (GitHub's heading anchors). Forks point it at their own copy.
+ */
+export const RUNBOOK_BASE_URL = 'https://github.com/udpmesh/udpmesh/blob/main/docs/operations.md';
+
+export function runbookUrl(alert: string): string {
+  return `${RUNBOOK_BASE_URL}#${alert.toLowerCase()}`;
+}
 
 export function replicatorRules(t: AlertThresholds): RuleGroup {
   return {
@@ -234,5 +245,16 @@ const quorumOf = (n: number) => Math.floor(n / 2) + 1;
 /** `etcdMembers`: total members of the etcd cluster across every cloud (the quorum base). */
 export function alertRuleGroups(interCloudRttMs: number, etcdMembers = 3): RuleGroup[] {
   const t = defaultThresholds(interCloudRttMs);
-  return [replicatorRules(t), etcdRules(t, etcdMembers)];
+  return [replicatorRules(t), etcdRules(t, etcdMembers)].map(withRunbooks);
+}
+
+/** Every rule links its runbook section (docs/operations.md), which Alertmanager shows with the alert. */
+function withRunbooks(g: RuleGroup): RuleGroup {
+  return {
+    ...g,
+    rules: g.rules.map((r) => ({
+      ...r,
+      annotations: { ...r.annotations, runbook_url: runbookUrl(r.alert) },
+    })),
+  };
 }

@@ -1,11 +1,11 @@
 // promtool check + unit tests that fire every alert on synthetic series.
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import YAML from 'yaml';
-import { alertRuleGroups } from '../../infra/monitoring/alertRules.ts';
+import { alertRuleGroups, runbookUrl } from '../../infra/monitoring/alertRules.ts';
 
 function promtool(): string | undefined {
   const r = spawnSync('promtool', ['--version'], { encoding: 'utf8' });
@@ -237,5 +237,21 @@ describe('alert rules (promtool)', function () {
     writeFileSync(testFile, YAML.stringify({ rule_files: [bare], evaluation_interval: '1m', tests }));
     const r = spawnSync('promtool', ['test', 'rules', testFile], { encoding: 'utf8' });
     assert.equal(r.status, 0, `${r.stdout}\n${r.stderr}`);
+  });
+});
+
+describe('alert runbooks', () => {
+  it('every rule links a runbook section of docs/operations.md that exists', () => {
+    const doc = readFileSync('docs/operations.md', 'utf8');
+    const anchors = new Set([...doc.matchAll(/^#{2,4} (.+)$/gm)].map((m) => m[1]!.trim().toLowerCase()));
+    for (const g of alertRuleGroups(60, 5)) {
+      for (const r of g.rules) {
+        assert.equal(r.annotations.runbook_url, runbookUrl(r.alert), r.alert);
+        assert.ok(
+          anchors.has(r.alert.toLowerCase()),
+          `docs/operations.md has no runbook section "### ${r.alert}"`,
+        );
+      }
+    }
   });
 });
