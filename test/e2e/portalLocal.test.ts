@@ -10,7 +10,7 @@
 // timeline. Skips (printing why) only when the engine, etcd or prometheus is absent.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import YAML from 'yaml';
@@ -101,6 +101,15 @@ describe('e2e: portal service → real Pulumi engine → local target', function
     const stream = await readEvents(svc!.url, r.json.jobId, svc!.read);
     assert.equal(stream.status, 200);
     const result = stream.events.find((e) => e.event === 'result');
+    if (process.env.E2E_TRACE)
+      for (const e of stream.events)
+        console.log(
+          `        ${e.parsed.time} ${e.event} ${e.parsed.data?.type ?? ''} ${e.parsed.data?.op ?? ''} ${String(
+            e.parsed.data?.urn ?? e.parsed.data?.message ?? '',
+          )
+            .split('::')
+            .pop()}`.slice(0, 200),
+        );
     assert.ok(result, `no result event for ${op}:\n${stream.raw.slice(-3000)}`);
     const job = (await api(svc!.url, 'GET', `/v1/jobs/${r.json.jobId}`, { token: svc!.read })).json;
     assert.equal(
@@ -309,7 +318,12 @@ describe('e2e: portal service → real Pulumi engine → local target', function
       const gcp = stream.events.filter(
         (e) => e.event === 'engine' && String(e.parsed.data?.urn ?? '').endsWith('::gcp-replicator'),
       );
-      console.log(JSON.stringify(result), JSON.stringify(gcp.map((e) => e.parsed.data)));
+      // The engine refreshed gcp's replicator and its recorded state changed (running: false, pid: 0).
+      assert.ok(
+        gcp.some((e) => e.parsed.data.type === 'resource-outputs' && e.parsed.data.op === 'update'),
+        JSON.stringify(gcp.map((e) => e.parsed.data)),
+      );
+      console.log(`      refresh: ${JSON.stringify(changesOf(result))}; gcp-replicator updated in the state`);
       assert.equal(changesOf(result).update, 1, JSON.stringify(result));
     });
     await timeline.step('POST up → repaired (only gcp restarted)', async () => {
@@ -374,11 +388,26 @@ describe('e2e: portal service → real Pulumi engine → local target', function
       assert.deepEqual(runningUnder(env!.stateDir), []);
       const alive = everyPid.filter((r) => isRunning(r));
       assert.deepEqual(alive, [], 'every process the stack started is gone');
+      assert.deepEqual(processesMentioning(env!.stateDir), [], 'no process refers to the state dir');
       for (const p of localPlan(env!.spec, 'udpmesh', STACK).processes)
         for (const l of p.listeners)
           assert.ok(await isPortFree(l.port, l.address), `${l.what} ${l.address}:${l.port} still taken`);
     });
   });
+
+  /** Processes whose command line names dir (also those no pid file recorded). */
+  function processesMentioning(dir: string): string[] {
+    const out: string[] = [];
+    for (const pid of readdirSync('/proc').filter((d) => /^\d+$/.test(d))) {
+      try {
+        const cmd = readFileSync(`/proc/${pid}/cmdline`, 'utf8').replace(/\0/g, ' ');
+        if (cmd.includes(dir)) out.push(`${pid}: ${cmd.slice(0, 160)}`);
+      } catch {
+        /* gone meanwhile */
+      }
+    }
+    return out;
+  }
 
   function replicatorLog(cloud: string): string {
     return path.join(env!.stateDir, `replicator-${cloud}`, 'replicator.log');
