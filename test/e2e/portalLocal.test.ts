@@ -8,6 +8,11 @@
 // process, POST up restarts only it → the alert resolves → a consumer project reads the outputs through
 // StackReference on the same backend → POST destroy → no process left, every port free. Prints the
 // timeline. Skips (printing why) only when the engine, etcd or prometheus is absent.
+// Duration, about 4.5–6 min on a loaded 2-core machine: mostly the alert's own `for: 2m`, which is kept as
+// it is (the local target already evaluates every 5 s; shortening `for` would change what the alert
+// means), and the engine running the program twice per portal `up` (the portal's replace-guard preview,
+// then the update). Every process, address and port is the test's own: 127.a.b.c triples, free ports, a
+// temp state dir whose pid files the after hook uses to kill anything a failure left behind.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
