@@ -160,6 +160,19 @@ function splitArgs(s) {
     .filter((w) => w.length > 0);
 }
 
+/** The program's provider plugins as PluginDependency or PackageDependency messages (same fields). */
+function dependencies(request, Message) {
+  const dir = request.getInfo?.()?.getProgramDirectory?.() || request.getProgram?.() || rootDir;
+  return requiredPlugins(dir).map((p) => {
+    const d = new Message();
+    d.setName(p.name);
+    d.setKind('resource');
+    d.setVersion(p.version);
+    d.setServer(p.server);
+    return d;
+  });
+}
+
 const host = {
   handshake(call, cb) {
     const r = call.request;
@@ -172,37 +185,13 @@ const host = {
     cb(null, info);
   },
   getRequiredPlugins(call, cb) {
-    const r = call.request;
-    const info = r.getInfo?.();
-    const dir = info?.getProgramDirectory?.() || r.getProgram?.() || rootDir;
     const resp = new langproto.GetRequiredPluginsResponse();
-    resp.setPluginsList(
-      requiredPlugins(dir).map((p) => {
-        const d = new pluginproto.PluginDependency();
-        d.setName(p.name);
-        d.setKind('resource');
-        d.setVersion(p.version);
-        d.setServer(p.server);
-        return d;
-      }),
-    );
+    resp.setPluginsList(dependencies(call.request, pluginproto.PluginDependency));
     cb(null, resp);
   },
   getRequiredPackages(call, cb) {
-    const r = call.request;
-    const info = r.getInfo?.();
-    const dir = info?.getProgramDirectory?.() || rootDir;
     const resp = new langproto.GetRequiredPackagesResponse();
-    resp.setPackagesList(
-      requiredPlugins(dir).map((p) => {
-        const d = new pluginproto.PackageDependency();
-        d.setName(p.name);
-        d.setKind('resource');
-        d.setVersion(p.version);
-        d.setServer(p.server);
-        return d;
-      }),
-    );
+    resp.setPackagesList(dependencies(call.request, pluginproto.PackageDependency));
     cb(null, resp);
   },
   getProgramDependencies(call, cb) {
