@@ -133,11 +133,16 @@ export class Replicator {
         self.log.debug({ err: err.message }, 'upstream socket error');
       },
     };
-    this.sessions = new SessionDelivery(this.sessionOptions(config), this.backendSockets, {
-      onReply: () => this.stats.remoteRepliesDiscarded++,
-      onDrop: (reason) => this.drop(reason as DropReason),
-      onError: (err) => this.log.warn({ err: err.message }, 'delivery session socket error'),
-    });
+    this.sessions = new SessionDelivery(
+      this.sessionOptions(config),
+      this.backendSockets,
+      {
+        onReply: () => this.stats.remoteRepliesDiscarded++,
+        onDrop: (reason) => this.drop(reason as DropReason),
+        onError: (err) => this.log.warn({ err: err.message }, 'delivery session socket error'),
+      },
+      this.io,
+    );
     this.selfOrigin = { cluster: this.cluster, member: this.member, memberHash: this.selfHash, epoch: 0 };
     this.admission = new Admission(config.ingress.allowCidrs, config.ingress.denyCidrs);
     this.table = new SessionTable<ClientSession>(

@@ -305,7 +305,9 @@ export class ReplicationCore {
     for (const [id, st] of this.senders) {
       const e = st.inbound;
       if (e) {
-        e.stream.sweepSessions(now, idle);
+        // A session's cursor outlives its idle timeout up to the peer retention: a hand-over can bring its
+        // old datagrams back to this replica later, and only the cursor knows they were delivered here.
+        e.stream.sweepSessions(now, Math.max(idle, this.params.peerRetentionMs));
         if (
           now - e.stream.lastActivity > Math.max(idle, this.params.peerRetentionMs) &&
           e.stream.pendingCount === 0

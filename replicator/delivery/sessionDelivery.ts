@@ -12,7 +12,8 @@
 //   none      the behaviour before identity existed: remote deliveries share one socket per backend.
 // The replicator talks to this module through five calls (announcement, wrapAtOrigin, deliverOneway,
 // deliver, control) so the per-datagram path in service.ts stays one hook per delivery point.
-import { createSocket, type Socket } from 'node:dgram';
+import { createSocket } from 'node:dgram';
+import type { UdpIo } from '../io/udpIo.ts';
 import type { Backend } from './backendPool.ts';
 import type { BackendSockets } from './backendSockets.ts';
 import { SessionTable, type EvictReason, type TableEntry } from '../ingress/sessionTable.ts';
@@ -68,8 +69,14 @@ export interface SessionDeliveryCounters {
   announcementsReceived: number;
 }
 
+/** What a delivery socket needs: an io-seam socket (batched or dgram) or, without one, Node's dgram. */
+interface DeliverySocket {
+  send(buf: Buffer, port: number, address: string): void;
+  close(): void;
+}
+
 interface DeliverySession extends TableEntry {
-  socket: Socket | undefined;
+  socket: DeliverySocket | undefined;
   endpoint: SessionEndpoint | undefined;
   header: Buffer | undefined;
 }
@@ -103,6 +110,8 @@ export class SessionDelivery {
       onDrop: (reason: string) => void;
       onError: (err: Error) => void;
     },
+    /** The data plane's socket seam (config `io`): the per-session sockets come from it when given. */
+    private readonly io?: UdpIo,
   ) {
     this.opts = { ...opts };
     this.table = new SessionTable<DeliverySession>(opts.maxSessions, opts.idleMs, (s, reason) => {
@@ -270,7 +279,15 @@ export class SessionDelivery {
     return s;
   }
 
-  private newSocket(family: 4 | 6): Socket {
+  private newSocket(family: 4 | 6): DeliverySocket {
+    if (this.io) {
+      const socket = this.io.open(family);
+      socket.onBatch = (replies) => {
+        for (let i = 0; i < replies.count; i++) this.hooks.onReply();
+      };
+      socket.onError = (err) => this.hooks.onError(err);
+      return socket;
+    }
     const socket = createSocket(family === 6 ? 'udp6' : 'udp4');
     socket.on('message', this.hooks.onReply);
     socket.on('error', this.hooks.onError);

@@ -92,6 +92,15 @@ export function createMetricsRegistry(snapshot: () => ReplicatorSnapshot): clien
       for (const p of s.peers) m.inc({ peer: p.id }, p.replicated);
     },
   );
+  counter(
+    'udpmesh_abandoned_total',
+    'Datagrams the origin gave up for a peer, by reason (overflow, peer_gone, shutdown, held_overflow; handover = moved to another replica of that cluster).',
+    ['peer', 'reason'],
+    (m, s) => {
+      for (const p of s.peers)
+        for (const [reason, n] of Object.entries(p.abandoned)) if (n > 0) m.inc({ peer: p.id, reason }, n);
+    },
+  );
   counter('udpmesh_retransmits_total', 'Datagrams sent to a peer again.', ['peer'], (m, s) => {
     for (const p of s.peers) m.inc({ peer: p.id }, p.retransmits);
   });

@@ -70,6 +70,8 @@ export class PeerSet {
     { replicated: number; retransmits: number; backlogDropped: number; abandoned: Record<string, number> }
   >();
   readonly barriers = new Set<OriginSession>();
+  /** Live origin sessions by id: a moved backlog goes where each session's newer datagrams go. */
+  private readonly sessions = new Map<number, OriginSession>();
   readonly dirty = new Set<PeerLink>();
   private readonly params: ProtocolParams;
   private readonly maxHeld: number;
@@ -159,7 +161,10 @@ export class PeerSet {
 
   /** Appends one datagram of a session to its replica in every remote cluster. */
   replicate(s: OriginSession, seq: number, payload: Buffer): void {
-    if (s.placementsVersion !== this.targetsVersion) this.place(s);
+    if (s.placementsVersion !== this.targetsVersion) {
+      if (s.placementsVersion < 0) this.sessions.set(s.id, s);
+      this.place(s);
+    }
     const ps = s.placements;
     for (let i = 0; i < ps.length; i++) {
       const p = ps[i];
@@ -200,9 +205,14 @@ export class PeerSet {
   private place(s: OriginSession): void {
     const next: Placement[] = [];
     for (const cluster of this.remoteClusters.keys()) {
+      const old = s.placements.find((p) => p.cluster === cluster);
+      // No live replica there: stay where the session is (moving would only wait behind a dead backlog).
+      if (old && !this.remoteClusters.get(cluster)?.some((l) => l.state === 'up')) {
+        next.push(old);
+        continue;
+      }
       const link = this.pick(cluster, s.hashKey);
       if (!link) continue;
-      const old = s.placements.find((p) => p.cluster === cluster);
       if (!old || old.link === link) {
         next.push(old ?? { cluster, link, lastPos: -1 });
         continue;
@@ -245,6 +255,7 @@ export class PeerSet {
 
   /** A session is closing: whatever it holds goes out now (nothing accepted is dropped silently). */
   releaseSession(s: OriginSession): void {
+    if (this.sessions.get(s.id) === s) this.sessions.delete(s.id);
     if (!this.barriers.delete(s)) return;
     for (const p of s.placements) {
       if (p.waitFor === undefined) continue;
@@ -289,9 +300,23 @@ export class PeerSet {
     const records = from.abandon('handover');
     const epoch = this.o.epoch;
     for (const r of records) {
-      const to = this.pick(from.peer.cluster, sessionHashKey(this.o.selfHash, epoch, r.session), from);
-      if (!to || to.state !== 'up') continue; // counted as abandoned by abandon()
-      to.enqueue(r.session, r.seq, r.payload);
+      // A live session's records go where its newer datagrams go (or wait), ahead of them: one link, in
+      // order. Sessions that closed go to their rendezvous choice among the others.
+      const s = this.sessions.get(r.session);
+      let to: PeerLink | undefined;
+      let p: Placement | undefined;
+      if (s) {
+        if (s.placementsVersion !== this.targetsVersion) this.place(s);
+        p = s.placements.find((x) => x.cluster === from.peer.cluster);
+        if (p && p.link !== from) to = p.link;
+      }
+      to ??= this.pick(from.peer.cluster, sessionHashKey(this.o.selfHash, epoch, r.session), from);
+      if (!to || to === from) {
+        from.countAbandoned('peer_gone', 1); // nowhere else to go in that cluster
+        continue;
+      }
+      const pos = to.enqueue(r.session, r.seq, r.payload);
+      if (p && p.link === to && p.waitFor === undefined) p.lastPos = pos;
       this.dirty.add(to);
     }
     this.o.log(

@@ -1,4 +1,4 @@
-// `npm run simulate -- --seeds N [--seed S] [--duration SECONDS] [--clusters C] [--replicas R]`
+// `npm run simulate -- --seeds N [--from F] [--seed S] [--duration SECONDS] [--clusters C] [--replicas R]`
 // Runs N seeded simulations of a whole mesh (test/simulation/simulator.ts), or replays one seed. A failing
 // seed prints what broke and the command that replays it exactly; the exit code is 1 if any failed.
 import { replayCommand, simulate, type SimOptions } from './simulator.ts';
@@ -17,7 +17,8 @@ const base: Omit<SimOptions, 'seed'> = {
   durationMs,
   clientsPerCluster: Number(arg('clients') ?? 6),
 };
-const list = first !== undefined ? [Number(first)] : Array.from({ length: seeds }, (_, i) => 1000 + i);
+const from = Number(arg('from') ?? 1000);
+const list = first !== undefined ? [Number(first)] : Array.from({ length: seeds }, (_, i) => from + i);
 const started = Date.now();
 let failed = 0;
 let simulatedMs = 0;
@@ -28,7 +29,7 @@ for (const seed of list) {
   simulatedMs += r.simulatedMs;
   accepted += r.accepted;
   for (const [k, v] of Object.entries(r.faults)) faults[k] = (faults[k] ?? 0) + v;
-  const summary = `seed ${seed}: ${r.ok ? 'ok' : 'FAILED'} (${(r.simulatedMs / 1000).toFixed(0)} s simulated, ${r.accepted} accepted, ${r.abandoned} abandoned and counted ${JSON.stringify(r.abandonedByReason)}, faults ${JSON.stringify(r.faults)})`;
+  const summary = `seed ${seed}: ${r.ok ? 'ok' : 'FAILED'} (${(r.simulatedMs / 1000).toFixed(0)} s simulated, ${r.accepted} accepted, ${r.abandoned} abandoned and counted ${JSON.stringify(r.abandonedByReason)}, ${r.unroutable} unroutable, faults ${JSON.stringify(r.faults)})`;
   console.log(summary);
   if (!r.ok) {
     failed++;

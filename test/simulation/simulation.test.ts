@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { replayCommand, simulate } from './simulator.ts';
 
-const SEEDS = Number(process.env.SIM_SEEDS ?? 20);
+const SEEDS = Number(process.env.SIM_SEEDS ?? 16);
 const DURATION_MS = 30_000;
 
 describe('simulation: whole mesh under seeded faults', function () {

@@ -97,6 +97,8 @@ export interface SimReport {
   abandoned: number;
   /** Every abandonment counted at the origins, per reason (handover = moved to another replica). */
   abandonedByReason: Record<string, number>;
+  /** Accepted while the origin knew no member of some cluster (exempt for that cluster). */
+  unroutable: number;
   faults: Record<string, number>;
 }
 
@@ -317,6 +319,13 @@ export class Simulation {
   private readonly perIncarnation = new Map<string, Set<string>>();
   private readonly stoppedOrigins = new Set<string>();
   private acceptedCount = 0;
+  /**
+   * origin#epoch>cluster -> datagrams accepted while the origin knew no member of that cluster (every
+   * record of it had lapsed in etcd): the membership gives the origin nowhere to send them. A documented
+   * limit (docs/protocol.md), reported, not hidden.
+   */
+  private readonly unroutable = new Map<string, Set<string>>();
+  private unroutableCount = 0;
   private deliveredCount = 0;
   private nextAddress = 1;
 
@@ -350,6 +359,15 @@ export class Simulation {
     if (!s) m.set(session, (s = new Set()));
     s.add(seq);
     this.acceptedCount++;
+    const known = new Set([...n.core.peers.links.values()].map((e) => e.link.peer.cluster));
+    for (let c = 0; c < this.o.clusters; c++) {
+      const cluster = `c${c}`;
+      if (cluster === n.cluster || known.has(cluster)) continue;
+      let u = this.unroutable.get(`${k}>${cluster}`);
+      if (!u) this.unroutable.set(`${k}>${cluster}`, (u = new Set()));
+      u.add(`${session}#${seq}`);
+      this.unroutableCount++;
+    }
   }
 
   recordDelivery(at: Node, origin: string, originEpoch: number, session: number, seq: number): void {
@@ -621,10 +639,11 @@ export class Simulation {
         const deliveredAt = this.firstDeliveries.get(c);
         let missing = 0;
         let example = '';
+        const unroutable = this.unroutable.get(`${origin}>${c}`);
         for (const [session, seqs] of sessions) {
           const st = deliveredAt?.get(`${origin}#${session}`);
           for (const seq of seqs)
-            if (!st?.seen.has(seq)) {
+            if (!st?.seen.has(seq) && !unroutable?.has(`${session}#${seq}`)) {
               missing++;
               example ||= `${origin}#${session} seq ${seq}`;
             }
@@ -645,6 +664,7 @@ export class Simulation {
       delivered: this.deliveredCount,
       abandoned: abandonedTotal,
       abandonedByReason: byReason,
+      unroutable: this.unroutableCount,
       faults: this.faults,
     };
   }

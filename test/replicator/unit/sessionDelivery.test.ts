@@ -21,6 +21,8 @@ describe('SessionDelivery', () => {
   let b: Backend;
   let got: Got[];
   let shared: BackendSockets;
+  // The per-session sockets come from the io seam, as in the replicator: TEST_IO=batched runs them there.
+  const io = selectIo(process.env.TEST_IO === 'batched' ? 'batched' : 'dgram');
   const made: SessionDelivery[] = [];
   let counts: { replies: number; drops: string[] };
 
@@ -35,7 +37,7 @@ describe('SessionDelivery', () => {
     await new Promise<void>((r) => backend.bind(0, '127.0.0.1', r));
     b = { address: '127.0.0.1', port: backend.address().port, family: 4 };
     shared = new BackendSockets(
-      selectIo(process.env.TEST_IO === 'batched' ? 'batched' : 'dgram'),
+      io,
       (n) => (counts.replies += n),
       () => {},
     );
@@ -48,11 +50,16 @@ describe('SessionDelivery', () => {
   });
 
   const make = (mode: SessionIdentity, maxSessions = 100, idleMs = 60_000): SessionDelivery => {
-    const d = new SessionDelivery({ mode, maxSessions, idleMs }, shared, {
-      onReply: () => counts.replies++,
-      onDrop: (r) => counts.drops.push(r),
-      onError: (e) => assert.fail(e),
-    });
+    const d = new SessionDelivery(
+      { mode, maxSessions, idleMs },
+      shared,
+      {
+        onReply: () => counts.replies++,
+        onDrop: (r) => counts.drops.push(r),
+        onError: (e) => assert.fail(e),
+      },
+      io,
+    );
     made.push(d);
     return d;
   };
