@@ -13,6 +13,13 @@ import {
   type PidRecord,
 } from '../../../replicator/local/detached.ts';
 
+/** What every local provider's diff() answers (the dynamic provider's DiffResult, all fields set). */
+export interface DiffResult {
+  changes: boolean;
+  replaces: string[];
+  deleteBeforeReplace: boolean;
+}
+
 /** What read() reports about one process; a dead one (running false) is drift that `up` repairs. */
 export interface ProcessState {
   pid: number;

@@ -14,6 +14,7 @@ import {
   processStateOf,
   removeProcess,
   spawnUntilReady,
+  type DiffResult,
   type ProcessState,
 } from './common.ts';
 
@@ -79,11 +80,7 @@ export function read(_id: string, props: EchoOutputs): EchoOutputs {
   return outputs(props);
 }
 
-export function diff(
-  _id: string,
-  olds: EchoOutputs,
-  news: EchoInputs,
-): { changes: boolean; replaces: string[]; deleteBeforeReplace: boolean } {
+export function diff(_id: string, olds: EchoOutputs, news: EchoInputs): DiffResult {
   const replaces = (['dir', 'cloud'] as const).filter((k) => olds[k] !== news[k]);
   const changes =
     replaces.length > 0 ||

@@ -16,6 +16,7 @@ import {
   requireBinary,
   stopOrphan,
   waitUntil,
+  type DiffResult,
   type ProcessState,
 } from './common.ts';
 
@@ -143,11 +144,7 @@ function layoutChanged(olds: EtcdInputs, news: EtcdInputs): boolean {
   );
 }
 
-export function diff(
-  _id: string,
-  olds: EtcdOutputs,
-  news: EtcdInputs,
-): { changes: boolean; replaces: string[]; deleteBeforeReplace: boolean } {
+export function diff(_id: string, olds: EtcdOutputs, news: EtcdInputs): DiffResult {
   const replaces = layoutChanged(olds, news) ? ['members'] : [];
   const changes =
     replaces.length > 0 ||

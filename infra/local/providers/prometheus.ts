@@ -19,6 +19,7 @@ import {
   removeProcess,
   requireBinary,
   spawnUntilReady,
+  type DiffResult,
   type ProcessState,
 } from './common.ts';
 
@@ -135,11 +136,7 @@ export function read(_id: string, props: PrometheusOutputs): PrometheusOutputs {
   return outputs(props);
 }
 
-export function diff(
-  _id: string,
-  olds: PrometheusOutputs,
-  news: PrometheusInputs,
-): { changes: boolean; replaces: string[]; deleteBeforeReplace: boolean } {
+export function diff(_id: string, olds: PrometheusOutputs, news: PrometheusInputs): DiffResult {
   const replaces = olds.dir !== news.dir ? ['dir'] : [];
   const changes =
     replaces.length > 0 ||

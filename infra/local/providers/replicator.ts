@@ -21,6 +21,7 @@ import {
   pidFileRunning,
   processStateOf,
   spawnUntilReady,
+  type DiffResult,
   type ProcessState,
 } from './common.ts';
 
@@ -181,11 +182,7 @@ export function read(_id: string, props: ReplicatorOutputs): ReplicatorOutputs {
   return outputs(props);
 }
 
-export function diff(
-  _id: string,
-  olds: ReplicatorOutputs,
-  news: ReplicatorInputs,
-): { changes: boolean; replaces: string[]; deleteBeforeReplace: boolean } {
+export function diff(_id: string, olds: ReplicatorOutputs, news: ReplicatorInputs): DiffResult {
   const replaces = (['dir', 'cloud'] as const).filter((k) => olds[k] !== news[k]);
   const changes =
     replaces.length > 0 ||
