@@ -33,16 +33,24 @@ export function engineCacheBin(version: string, env: NodeJS.ProcessEnv = process
   return join(cache, 'udpmesh', 'pulumi', version, 'bin');
 }
 
+/**
+ * Every `pulumi` worth trying, best first: the cache's, then the first on PATH. The tests try each
+ * (a cached build that does not run falls back to the CLI); findPulumi takes the first.
+ */
+export function pulumiCandidates(env: NodeJS.ProcessEnv = process.env, root = REPO_ROOT): string[] {
+  const found: string[] = [];
+  const cached = join(engineCacheBin(sdkVersion(root), env), 'pulumi');
+  if (existsSync(cached)) found.push(cached);
+  const onPath = (env.PATH ?? '').split(delimiter).find((dir) => dir && existsSync(join(dir, 'pulumi')));
+  if (onPath) found.push(join(onPath, 'pulumi'));
+  return found;
+}
+
 /** Path of the `pulumi` binary to use, or EngineNotFoundError. */
 export function findPulumi(env: NodeJS.ProcessEnv = process.env, root = REPO_ROOT): string {
-  const cacheBin = engineCacheBin(sdkVersion(root), env);
-  const looked = [cacheBin];
-  if (existsSync(join(cacheBin, 'pulumi'))) return join(cacheBin, 'pulumi');
-  for (const dir of (env.PATH ?? '').split(delimiter)) {
-    if (dir && existsSync(join(dir, 'pulumi'))) return join(dir, 'pulumi');
-  }
-  looked.push('PATH');
-  throw new EngineNotFoundError(looked);
+  const [best] = pulumiCandidates(env, root);
+  if (best) return best;
+  throw new EngineNotFoundError([engineCacheBin(sdkVersion(root), env), 'PATH']);
 }
 
 /**

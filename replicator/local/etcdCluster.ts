@@ -2,12 +2,13 @@
 // (package etcd-server, 3.4), free ports, data dirs in a temp dir, fast heartbeat/election timers.
 // Each member runs in its own process group and can be killed and restarted with the same data.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, openSync, closeSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { existsSync, mkdtempSync, openSync, closeSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Etcd3 } from 'etcd3';
 import { track, trackDir, untrackDir, stopChild, signalGroup, waitForExit } from './children.ts';
 import { freePorts } from './freePort.ts';
+import { which } from './detached.ts';
 
 export interface EtcdClusterOptions {
   /** Number of members (default 3). */
@@ -56,19 +57,6 @@ export interface EtcdCluster {
 }
 
 const INSTALL_COMMAND = 'apt-get update && apt-get install -y etcd-server';
-
-function which(cmd: string): string | undefined {
-  for (const dir of (process.env.PATH ?? '').split(':')) {
-    if (!dir) continue;
-    const p = join(dir, cmd);
-    try {
-      if (statSync(p).isFile()) return p;
-    } catch {
-      /* not here */
-    }
-  }
-  return undefined;
-}
 
 /** Path of the etcd binary, installing Debian's etcd-server when missing and allowed (root + apt-get). */
 export function findEtcdBinary(autoInstall = true, explicit?: string): string {

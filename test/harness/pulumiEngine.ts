@@ -1,30 +1,16 @@
 // Finds the real Pulumi engine for the real-engine tests and gives them an isolated environment.
-// Where: the cache that scripts/install-pulumi-engine.sh fills (keyed by the @pulumi/pulumi version in
-// package-lock.json), else a `pulumi` on PATH (the official CLI). Tests that need it skip with the printed
-// reason when neither exists, e.g. on a machine without Go where the script could not run.
+// Where is infra/local/engine.ts's search, the one `npm run local:stack` makes (the cache that
+// scripts/install-pulumi-engine.sh fills, keyed by the @pulumi/pulumi version, else a `pulumi` on PATH);
+// here each candidate must also run. Tests that need it skip with the printed reason when none does,
+// e.g. on a machine without Go where the script could not run.
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { engineCacheBin, engineEnv, pulumiCandidates, sdkVersion } from '../../infra/local/engine.ts';
 
 export const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
-
-/** The @pulumi/pulumi version the project is locked to (the engine is built at the same release). */
-export function lockedPulumiVersion(): string {
-  const lock = JSON.parse(readFileSync(path.join(REPO_ROOT, 'package-lock.json'), 'utf8')) as {
-    packages: Record<string, { version?: string }>;
-  };
-  const v = lock.packages['node_modules/@pulumi/pulumi']?.version;
-  if (!v) throw new Error('package-lock.json has no node_modules/@pulumi/pulumi entry');
-  return v;
-}
-
-/** The cache directory the install script builds into. */
-export function engineCacheBin(version = lockedPulumiVersion()): string {
-  const cache = process.env.XDG_CACHE_HOME || path.join(os.homedir(), '.cache');
-  return path.join(cache, 'udpmesh', 'pulumi', version, 'bin');
-}
 
 export type EngineProbe =
   { ok: true; binDir: string; pulumi: string; version: string } | { ok: false; reason: string };
@@ -34,11 +20,7 @@ let probed: EngineProbe | undefined;
 /** Locates a working `pulumi` (cache first, then PATH) and checks it runs and reports a version. */
 export function findPulumiEngine(): EngineProbe {
   if (probed) return probed;
-  const candidates: string[] = [];
-  const cached = path.join(engineCacheBin(), 'pulumi');
-  if (existsSync(cached)) candidates.push(cached);
-  const onPath = spawnSync('sh', ['-c', 'command -v pulumi'], { encoding: 'utf8' }).stdout.trim();
-  if (onPath) candidates.push(onPath);
+  const candidates = pulumiCandidates();
   for (const bin of candidates) {
     const r = spawnSync(bin, ['version'], {
       encoding: 'utf8',
@@ -53,7 +35,7 @@ export function findPulumiEngine(): EngineProbe {
     ok: false,
     reason:
       candidates.length === 0
-        ? `no Pulumi engine: run scripts/install-pulumi-engine.sh (needs Go) to build it into ${engineCacheBin()}, or install the official CLI`
+        ? `no Pulumi engine: run scripts/install-pulumi-engine.sh (needs Go) to build it into ${engineCacheBin(sdkVersion())}, or install the official CLI`
         : `the Pulumi engine at ${candidates.join(', ')} does not run (pulumi version failed)`,
   };
   return probed;
@@ -86,8 +68,7 @@ export function engineSandbox(binDir: string, prefix = 'udpmesh-pulumi-'): Engin
   const backendDir = path.join(dir, 'backend');
   mkdirSync(backendDir, { recursive: true });
   const env: NodeJS.ProcessEnv = {
-    ...process.env,
-    PATH: [binDir, path.join(REPO_ROOT, 'node_modules', '.bin'), process.env.PATH ?? ''].join(path.delimiter),
+    ...engineEnv(path.join(binDir, 'pulumi'), process.env, REPO_ROOT),
     PULUMI_HOME: path.join(dir, 'home'),
     PULUMI_BACKEND_URL: `file://${backendDir}`,
     PULUMI_CONFIG_PASSPHRASE: 'udpmesh-test-passphrase',

@@ -1,6 +1,7 @@
 // The mesh's inter-cluster frame key for a local stack, generated here (node:crypto) instead of with
 // the random provider (no provider plugins on a local stack). Stored in the state as a secret output.
 import { randomBytes } from 'node:crypto';
+import type { DiffResult } from './common.ts';
 
 export interface ClusterKeyInputs {
   /** Change it to rotate the key. */
@@ -19,11 +20,7 @@ export function read(id: string, props: ClusterKeyOutputs): ClusterKeyOutputs {
   return props;
 }
 
-export function diff(
-  _id: string,
-  olds: ClusterKeyOutputs,
-  news: ClusterKeyInputs,
-): { changes: boolean; replaces: string[]; deleteBeforeReplace: boolean } {
+export function diff(_id: string, olds: ClusterKeyOutputs, news: ClusterKeyInputs): DiffResult {
   const changed = olds.generation !== news.generation;
   return { changes: changed, replaces: changed ? ['generation'] : [], deleteBeforeReplace: false };
 }

@@ -1,15 +1,24 @@
 // Helpers every local-target provider uses: the shape of a managed process in the state, port checks
 // that name the port, waiting with a deadline, and the "is this binary installed" errors.
-import { existsSync, statSync } from 'node:fs';
-import { join } from 'node:path';
+import { existsSync, rmSync } from 'node:fs';
 import { isPortFree } from '../../../replicator/local/freePort.ts';
 import {
   isRunning,
   readPidFile,
+  spawnDetached,
   stopPidFile,
   tailFile,
+  which,
+  type DetachedSpec,
   type PidRecord,
 } from '../../../replicator/local/detached.ts';
+
+/** What every local provider's diff() answers (the dynamic provider's DiffResult, all fields set). */
+export interface DiffResult {
+  changes: boolean;
+  replaces: string[];
+  deleteBeforeReplace: boolean;
+}
 
 /** What read() reports about one process; a dead one (running false) is drift that `up` repairs. */
 export interface ProcessState {
@@ -92,25 +101,66 @@ export function hostUrl(address: string, port: number): string {
   return `http://${address.includes(':') ? `[${address}]` : address}:${port}`;
 }
 
-function onPath(cmd: string): string | undefined {
-  for (const dir of (process.env.PATH ?? '').split(':')) {
-    if (!dir) continue;
-    const p = join(dir, cmd);
-    try {
-      if (statSync(p).isFile()) return p;
-    } catch {
-      /* not here */
-    }
-  }
-  return undefined;
-}
-
 /** Path of a Debian-packaged binary, or an error with the apt command that installs it. */
 export function requireBinary(cmd: string, aptPackage: string, envVar?: string): string {
   const explicit = envVar ? process.env[envVar] : undefined;
-  for (const c of [explicit, `/usr/bin/${cmd}`, onPath(cmd)]) if (c && existsSync(c)) return c;
+  for (const c of [explicit, `/usr/bin/${cmd}`, which(cmd)]) if (c && existsSync(c)) return c;
   throw new Error(
     `${cmd} is not installed (looked for ${envVar ? `$${envVar}, ` : ''}/usr/bin/${cmd} and PATH); the local target needs it: ` +
       `sudo apt-get update && sudo apt-get install -y ${aptPackage}`,
   );
+}
+
+/**
+ * Starts a detached process and waits until probe says it serves; if it never does, stops it again
+ * (graceMs) before rethrowing, so a failed start leaves no process behind.
+ */
+export async function spawnUntilReady(
+  spec: DetachedSpec,
+  probe: () => Promise<boolean>,
+  opts: { timeoutMs: number; what: string; graceMs: number },
+): Promise<void> {
+  spawnDetached(spec);
+  try {
+    await waitUntil(probe, {
+      timeoutMs: opts.timeoutMs,
+      alive: () => isRunning(readPidFile(spec.pidFile)),
+      what: opts.what,
+      logFile: spec.logFile,
+    });
+  } catch (err) {
+    await stopPidFile(spec.pidFile, opts.graceMs);
+    throw err;
+  }
+}
+
+/**
+ * create() of a one-process resource: stop an orphan, start from an empty directory, and remove the
+ * directory again when the start fails (nothing half-made stays on disk).
+ */
+export async function createFresh(
+  dir: string,
+  pidFile: string,
+  graceMs: number,
+  start: () => Promise<void>,
+): Promise<void> {
+  await stopOrphan(pidFile, graceMs);
+  rmSync(dir, { recursive: true, force: true });
+  try {
+    await start();
+  } catch (err) {
+    rmSync(dir, { recursive: true, force: true });
+    throw err;
+  }
+}
+
+/** delete() of a one-process resource: stop it (graceMs), then remove its directory. */
+export async function removeProcess(dir: string, pidFile: string, graceMs: number): Promise<void> {
+  await stopPidFile(pidFile, graceMs);
+  rmSync(dir, { recursive: true, force: true });
+}
+
+/** Whether the process recorded in pidFile is alive. */
+export function pidFileRunning(pidFile: string): boolean {
+  return isRunning(readPidFile(pidFile));
 }

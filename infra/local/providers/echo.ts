@@ -2,12 +2,21 @@
 // program local mode runs in-process (replicator/local/echoBackend.ts), here as a detached process.
 // Ready means it really echoes: a probe datagram comes back.
 import { createSocket } from 'node:dgram';
-import { mkdirSync, rmSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { echoBackendCommand } from '../../../replicator/local/echoBackend.ts';
-import { isRunning, readPidFile, spawnDetached, stopPidFile } from '../../../replicator/local/detached.ts';
+import { stopPidFile } from '../../../replicator/local/detached.ts';
 import { REPO_ROOT } from '../../../replicator/local/replicatorProcess.ts';
-import { assertPortsFree, processStateOf, stopOrphan, waitUntil, type ProcessState } from './common.ts';
+import {
+  assertPortsFree,
+  createFresh,
+  pidFileRunning,
+  processStateOf,
+  removeProcess,
+  spawnUntilReady,
+  type DiffResult,
+  type ProcessState,
+} from './common.ts';
 
 export interface EchoInputs {
   dir: string;
@@ -51,18 +60,11 @@ async function start(i: EchoInputs): Promise<void> {
   await assertPortsFree([{ address: i.address, port: i.port, what: `${i.cloud} echo backend` }]);
   mkdirSync(i.dir, { recursive: true });
   const cmd = echoBackendCommand(i.address, i.port);
-  spawnDetached({ ...cmd, cwd: REPO_ROOT, logFile: f.log, pidFile: f.pid });
-  try {
-    await waitUntil(() => echoes(i.address, i.port), {
-      timeoutMs: i.readyTimeoutMs,
-      alive: () => isRunning(readPidFile(f.pid)),
-      what: `${i.cloud} echo backend`,
-      logFile: f.log,
-    });
-  } catch (err) {
-    await stopPidFile(f.pid, 2000);
-    throw err;
-  }
+  await spawnUntilReady(
+    { ...cmd, cwd: REPO_ROOT, logFile: f.log, pidFile: f.pid },
+    () => echoes(i.address, i.port),
+    { timeoutMs: i.readyTimeoutMs, what: `${i.cloud} echo backend`, graceMs: 2000 },
+  );
 }
 
 function outputs(i: EchoInputs): EchoOutputs {
@@ -70,14 +72,7 @@ function outputs(i: EchoInputs): EchoOutputs {
 }
 
 export async function create(i: EchoInputs): Promise<{ id: string; outs: EchoOutputs }> {
-  await stopOrphan(files(i.dir).pid, 2000);
-  rmSync(i.dir, { recursive: true, force: true });
-  try {
-    await start(i);
-  } catch (err) {
-    rmSync(i.dir, { recursive: true, force: true });
-    throw err;
-  }
+  await createFresh(i.dir, files(i.dir).pid, 2000, () => start(i));
   return { id: i.dir, outs: outputs(i) };
 }
 
@@ -85,11 +80,7 @@ export function read(_id: string, props: EchoOutputs): EchoOutputs {
   return outputs(props);
 }
 
-export function diff(
-  _id: string,
-  olds: EchoOutputs,
-  news: EchoInputs,
-): { changes: boolean; replaces: string[]; deleteBeforeReplace: boolean } {
+export function diff(_id: string, olds: EchoOutputs, news: EchoInputs): DiffResult {
   const replaces = (['dir', 'cloud'] as const).filter((k) => olds[k] !== news[k]);
   const changes =
     replaces.length > 0 ||
@@ -107,7 +98,7 @@ export async function update(
 ): Promise<{ outs: EchoOutputs }> {
   const f = files(news.dir);
   const moved = olds.address !== news.address || olds.port !== news.port;
-  if (moved || !isRunning(readPidFile(f.pid))) {
+  if (moved || !pidFileRunning(f.pid)) {
     await stopPidFile(f.pid, 2000);
     await start(news);
   }
@@ -115,6 +106,5 @@ export async function update(
 }
 
 export async function remove(_id: string, props: EchoOutputs): Promise<void> {
-  await stopPidFile(files(props.dir).pid, 2000);
-  rmSync(props.dir, { recursive: true, force: true });
+  await removeProcess(props.dir, files(props.dir).pid, 2000);
 }

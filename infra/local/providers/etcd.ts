@@ -6,18 +6,19 @@ import { mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { Etcd3 } from 'etcd3';
 import { etcdEnv, etcdMemberArgs, memberHealthy } from '../../../replicator/local/etcdCluster.ts';
-import { readPidFile, spawnDetached, stopPidFile } from '../../../replicator/local/detached.ts';
+import { spawnDetached, stopPidFile } from '../../../replicator/local/detached.ts';
 import {
   assertPortsFree,
   delay,
   hostUrl,
+  pidFileRunning,
   processStateOf,
   requireBinary,
   stopOrphan,
   waitUntil,
+  type DiffResult,
   type ProcessState,
 } from './common.ts';
-import { isRunning } from '../../../replicator/local/detached.ts';
 
 export interface EtcdMemberSpec {
   name: string;
@@ -75,7 +76,7 @@ async function waitHealthy(i: EtcdInputs): Promise<void> {
     const f = files(i.dir, m.name);
     await waitUntil(() => memberHealthy(hostUrl(m.address, m.clientPort)), {
       timeoutMs: Math.max(1000, deadline - Date.now()),
-      alive: () => isRunning(readPidFile(f.pid)),
+      alive: () => pidFileRunning(f.pid),
       what: `etcd member ${m.name}`,
       logFile: f.log,
     });
@@ -143,11 +144,7 @@ function layoutChanged(olds: EtcdInputs, news: EtcdInputs): boolean {
   );
 }
 
-export function diff(
-  _id: string,
-  olds: EtcdOutputs,
-  news: EtcdInputs,
-): { changes: boolean; replaces: string[]; deleteBeforeReplace: boolean } {
+export function diff(_id: string, olds: EtcdOutputs, news: EtcdInputs): DiffResult {
   const replaces = layoutChanged(olds, news) ? ['members'] : [];
   const changes =
     replaces.length > 0 ||
@@ -168,7 +165,7 @@ export async function update(
   const timersChanged = olds.heartbeatMs !== news.heartbeatMs || olds.electionMs !== news.electionMs;
   for (const m of news.members) {
     const f = files(news.dir, m.name);
-    const alive = isRunning(readPidFile(f.pid));
+    const alive = pidFileRunning(f.pid);
     if (alive && !timersChanged) continue;
     if (alive) await stopPidFile(f.pid, 5000);
     startMember(news, m, binary);

@@ -3,20 +3,23 @@
 // PrometheusRule of cloud stacks carries). New targets or rules are written and hot-reloaded
 // (POST /-/reload, --web.enable-lifecycle); a new address or port restarts it.
 import { createHash } from 'node:crypto';
-import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
 import type { RuleGroup } from '../../monitoring/alertRules.ts';
-import { isRunning, readPidFile, spawnDetached, stopPidFile } from '../../../replicator/local/detached.ts';
+import { stopPidFile } from '../../../replicator/local/detached.ts';
 import {
   assertPortsFree,
+  createFresh,
   delay,
   hostUrl,
   httpOk,
+  pidFileRunning,
   processStateOf,
+  removeProcess,
   requireBinary,
-  stopOrphan,
-  waitUntil,
+  spawnUntilReady,
+  type DiffResult,
   type ProcessState,
 } from './common.ts';
 
@@ -101,30 +104,23 @@ async function start(i: PrometheusInputs): Promise<void> {
   await assertPortsFree([{ address: i.address, port: i.port, what: 'prometheus' }]);
   const f = files(i.dir);
   writeFiles(i);
-  spawnDetached({
-    command: binary,
-    args: [
-      `--config.file=${f.config}`,
-      `--storage.tsdb.path=${f.data}`,
-      `--web.listen-address=${i.address.includes(':') ? `[${i.address}]` : i.address}:${i.port}`,
-      '--web.enable-lifecycle',
-      '--storage.tsdb.retention.time=1d',
-    ],
-    cwd: i.dir,
-    logFile: f.log,
-    pidFile: f.pid,
-  });
-  try {
-    await waitUntil(() => httpOk(`${baseUrl(i)}/-/ready`), {
-      timeoutMs: i.readyTimeoutMs,
-      alive: () => isRunning(readPidFile(f.pid)),
-      what: 'prometheus',
+  await spawnUntilReady(
+    {
+      command: binary,
+      args: [
+        `--config.file=${f.config}`,
+        `--storage.tsdb.path=${f.data}`,
+        `--web.listen-address=${i.address.includes(':') ? `[${i.address}]` : i.address}:${i.port}`,
+        '--web.enable-lifecycle',
+        '--storage.tsdb.retention.time=1d',
+      ],
+      cwd: i.dir,
       logFile: f.log,
-    });
-  } catch (err) {
-    await stopPidFile(f.pid, 5000);
-    throw err;
-  }
+      pidFile: f.pid,
+    },
+    () => httpOk(`${baseUrl(i)}/-/ready`),
+    { timeoutMs: i.readyTimeoutMs, what: 'prometheus', graceMs: 5000 },
+  );
 }
 
 function outputs(i: PrometheusInputs): PrometheusOutputs {
@@ -132,14 +128,7 @@ function outputs(i: PrometheusInputs): PrometheusOutputs {
 }
 
 export async function create(i: PrometheusInputs): Promise<{ id: string; outs: PrometheusOutputs }> {
-  await stopOrphan(files(i.dir).pid, 10_000);
-  rmSync(i.dir, { recursive: true, force: true });
-  try {
-    await start(i);
-  } catch (err) {
-    rmSync(i.dir, { recursive: true, force: true });
-    throw err;
-  }
+  await createFresh(i.dir, files(i.dir).pid, 10_000, () => start(i));
   return { id: i.dir, outs: outputs(i) };
 }
 
@@ -147,11 +136,7 @@ export function read(_id: string, props: PrometheusOutputs): PrometheusOutputs {
   return outputs(props);
 }
 
-export function diff(
-  _id: string,
-  olds: PrometheusOutputs,
-  news: PrometheusInputs,
-): { changes: boolean; replaces: string[]; deleteBeforeReplace: boolean } {
+export function diff(_id: string, olds: PrometheusOutputs, news: PrometheusInputs): DiffResult {
   const replaces = olds.dir !== news.dir ? ['dir'] : [];
   const changes =
     replaces.length > 0 ||
@@ -170,7 +155,7 @@ export async function update(
 ): Promise<{ outs: PrometheusOutputs }> {
   const f = files(news.dir);
   const moved = olds.address !== news.address || olds.port !== news.port;
-  if (moved || !isRunning(readPidFile(f.pid))) {
+  if (moved || !pidFileRunning(f.pid)) {
     await stopPidFile(f.pid, 10_000);
     await start(news);
   } else if (diskHash(news.dir) !== expectedHash(news)) {
@@ -187,6 +172,5 @@ export async function update(
 }
 
 export async function remove(_id: string, props: PrometheusOutputs): Promise<void> {
-  await stopPidFile(files(props.dir).pid, 10_000);
-  rmSync(props.dir, { recursive: true, force: true });
+  await removeProcess(props.dir, files(props.dir).pid, 10_000);
 }

@@ -10,16 +10,18 @@ import { join } from 'node:path';
 import { Etcd3 } from 'etcd3';
 import type { ReplicatorConfigInput } from '../../../replicator/config/schema.ts';
 import { keys } from '../../../replicator/coordination/keys.ts';
-import { isRunning, readPidFile, spawnDetached, stopPidFile } from '../../../replicator/local/detached.ts';
+import { stopPidFile } from '../../../replicator/local/detached.ts';
 import { inheritedEnv, replicatorCommand } from '../../../replicator/local/replicatorProcess.ts';
 import {
   assertPortsFree,
+  createFresh,
   delay,
   hostUrl,
   httpOk,
+  pidFileRunning,
   processStateOf,
-  stopOrphan,
-  waitUntil,
+  spawnUntilReady,
+  type DiffResult,
   type ProcessState,
 } from './common.ts';
 
@@ -156,18 +158,11 @@ async function start(i: ReplicatorInputs): Promise<void> {
   writeFileSync(f.key, `${i.clusterKey}\n`, { mode: 0o600 });
   writeFileSync(f.config, fileText(i));
   const cmd = replicatorCommand(f.config);
-  spawnDetached({ ...cmd, env: inheritedEnv(), logFile: f.log, pidFile: f.pid });
-  try {
-    await waitUntil(() => httpOk(metricsUrl(c).replace(/\/metrics$/, '/readyz')), {
-      timeoutMs: i.readyTimeoutMs,
-      alive: () => isRunning(readPidFile(f.pid)),
-      what: `replicator ${i.cloud}`,
-      logFile: f.log,
-    });
-  } catch (err) {
-    await stopPidFile(f.pid, 2000);
-    throw err;
-  }
+  await spawnUntilReady(
+    { ...cmd, env: inheritedEnv(), logFile: f.log, pidFile: f.pid },
+    () => httpOk(metricsUrl(c).replace(/\/metrics$/, '/readyz')),
+    { timeoutMs: i.readyTimeoutMs, what: `replicator ${i.cloud}`, graceMs: 2000 },
+  );
 }
 
 function drainGraceMs(c: ReplicatorConfigInput): number {
@@ -175,16 +170,11 @@ function drainGraceMs(c: ReplicatorConfigInput): number {
 }
 
 export async function create(i: ReplicatorInputs): Promise<{ id: string; outs: ReplicatorOutputs }> {
-  await stopOrphan(files(i.dir).pid, drainGraceMs(i.config));
-  rmSync(i.dir, { recursive: true, force: true });
-  try {
+  await createFresh(i.dir, files(i.dir).pid, drainGraceMs(i.config), async () => {
     // A dynamic document left by an earlier incarnation would override this config file.
     await withEtcd(i.config, (e) => e.delete().key(dynamicKey(i.config)).exec()).catch(() => undefined);
     await start(i);
-  } catch (err) {
-    rmSync(i.dir, { recursive: true, force: true });
-    throw err;
-  }
+  });
   return { id: i.dir, outs: outputs(i) };
 }
 
@@ -192,11 +182,7 @@ export function read(_id: string, props: ReplicatorOutputs): ReplicatorOutputs {
   return outputs(props);
 }
 
-export function diff(
-  _id: string,
-  olds: ReplicatorOutputs,
-  news: ReplicatorInputs,
-): { changes: boolean; replaces: string[]; deleteBeforeReplace: boolean } {
+export function diff(_id: string, olds: ReplicatorOutputs, news: ReplicatorInputs): DiffResult {
   const replaces = (['dir', 'cloud'] as const).filter((k) => olds[k] !== news[k]);
   const changes =
     replaces.length > 0 ||
@@ -252,7 +238,7 @@ export async function update(
   news: ReplicatorInputs,
 ): Promise<{ outs: ReplicatorOutputs & { lastApply: ApplyMode } }> {
   const f = files(news.dir);
-  const mode = applyMode(olds, news, isRunning(readPidFile(f.pid)));
+  const mode = applyMode(olds, news, pidFileRunning(f.pid));
   if (mode === 'restart') {
     await stopPidFile(f.pid, drainGraceMs(olds.config));
     await withEtcd(news.config, (e) => e.delete().key(dynamicKey(news.config)).exec()).catch(() => undefined);

@@ -21,23 +21,7 @@ import {
   requirePulumiEngine,
   type EngineSandbox,
 } from '../../harness/pulumiEngine.ts';
-import { killAllUnder, localTestEnv, runningUnder, type LocalTestEnv } from './support.ts';
-
-function roundTrip(address: string, port: number, payload: string): Promise<string | undefined> {
-  return new Promise((resolve) => {
-    const s = createSocket('udp4');
-    const timer = setTimeout(() => {
-      s.close();
-      resolve(undefined);
-    }, 3000);
-    s.on('message', (m) => {
-      clearTimeout(timer);
-      s.close();
-      resolve(m.toString());
-    });
-    s.send(payload, port, address);
-  });
-}
+import { killAllUnder, localTestEnv, roundTrip, runningUnder, type LocalTestEnv } from './support.ts';
 
 /** A work dir: Pulumi.yaml copied with `main` pointing into the repo, node_modules linked (the engine's
  * dynamic-provider launcher resolves @pulumi/pulumi from its working directory). */
@@ -162,7 +146,11 @@ describe('local target under the real Pulumi engine', function () {
     assert.ok(outputs.prometheusUrl);
     for (const cloud of outputs.clouds) {
       const address = outputs[`${cloud}UdpEndpoint`]!;
-      assert.equal(await roundTrip(address, outputs.udpPorts[0]!, `hello ${cloud}`), `hello ${cloud}`, cloud);
+      assert.equal(
+        await roundTrip(address, outputs.udpPorts[0]!, `hello ${cloud}`, 3000),
+        `hello ${cloud}`,
+        cloud,
+      );
       const metrics = await fetch(outputs[`${cloud}MetricsUrl`]!);
       assert.equal(metrics.status, 200);
     }
@@ -215,7 +203,7 @@ describe('local target under the real Pulumi engine', function () {
     assert.equal(replicatorOf(after, 'gcp').running, true);
     assert.notEqual(replicatorOf(after, 'gcp').pid, gcpPid);
     assert.equal(replicatorOf(after, 'aws').pid, awsPid, 'aws untouched');
-    assert.equal(await roundTrip(env.addresses.gcp, ingressPort, 'again'), 'again');
+    assert.equal(await roundTrip(env.addresses.gcp, ingressPort, 'again', 3000), 'again');
 
     // Another project reads the outputs through the StackReference helper.
     const consumer = workDir(sb, 'consumer', {

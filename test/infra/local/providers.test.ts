@@ -14,24 +14,7 @@ import { alertRuleGroups } from '../../../infra/monitoring/alertRules.ts';
 import { isPortFree } from '../../../replicator/local/freePort.ts';
 import { localReplicatorConfig } from '../../../replicator/local/localNode.ts';
 import { waitFor } from '../../harness/wait.ts';
-import { killAllUnder, localTestEnv, runningUnder, type LocalTestEnv } from './support.ts';
-
-/** Sends one datagram to address:port and resolves with the reply (or undefined after 2 s). */
-function roundTrip(address: string, port: number, payload: string): Promise<string | undefined> {
-  return new Promise((resolve) => {
-    const s = createSocket('udp4');
-    const timer = setTimeout(() => {
-      s.close();
-      resolve(undefined);
-    }, 2000);
-    s.on('message', (m) => {
-      clearTimeout(timer);
-      s.close();
-      resolve(m.toString());
-    });
-    s.send(payload, port, address);
-  });
-}
+import { killAllUnder, localTestEnv, roundTrip, runningUnder, type LocalTestEnv } from './support.ts';
 
 describe('local target: dynamic providers on real processes', function () {
   this.timeout(120_000);
@@ -101,7 +84,7 @@ describe('local target: dynamic providers on real processes', function () {
     assert.equal(e.outs.running, true);
     assert.ok(reps.every((x) => x.outs.running && x.outs.pid > 0));
     const aws = p.clouds[0]!;
-    assert.equal(await roundTrip(aws.address, env.spec.replicator.ingressPorts[0]!, 'hello'), 'hello');
+    assert.equal(await roundTrip(aws.address, env.spec.replicator.ingressPorts[0]!, 'hello', 2000), 'hello');
 
     // SIGKILL gcp's replicator: refresh (read) reports it, diff wants an update, update restarts it.
     const gcp = reps[1]!;

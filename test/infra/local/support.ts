@@ -1,6 +1,7 @@
 // Shared by the local-target tests: a stack spec whose every listener is on a random 127.x.y.0/29
 // address triple (nobody else on this machine binds those) and free ports, and a safety net that kills
 // whatever a failed test left running under its state dir.
+import { createSocket } from 'node:dgram';
 import { mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -73,4 +74,26 @@ export function runningUnder(dir: string): string[] {
 export async function killAllUnder(dir: string): Promise<void> {
   await Promise.all(pidFiles(dir).map((f) => stopDetached(readPidFile(f), 0, 'SIGKILL')));
   rmSync(dir, { recursive: true, force: true });
+}
+
+/** Sends one datagram to address:port and resolves with the reply (or undefined after timeoutMs). */
+export function roundTrip(
+  address: string,
+  port: number,
+  payload: string,
+  timeoutMs: number,
+): Promise<string | undefined> {
+  return new Promise((resolve) => {
+    const s = createSocket('udp4');
+    const timer = setTimeout(() => {
+      s.close();
+      resolve(undefined);
+    }, timeoutMs);
+    s.on('message', (m) => {
+      clearTimeout(timer);
+      s.close();
+      resolve(m.toString());
+    });
+    s.send(payload, port, address);
+  });
 }

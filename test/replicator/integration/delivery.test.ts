@@ -1,9 +1,7 @@
 // 200 sessions x 500 datagrams into one ingress over plain loopback: every cloud's backend receives
 // every datagram exactly once and in order per session; every echo reply reaches its client.
 import assert from 'node:assert/strict';
-import { useEtcdCluster } from '../../harness/etcdFixture.ts';
-import { startLoad, type LoadRun } from '../../harness/loadClient.ts';
-import { startMesh, type Mesh } from '../../harness/mesh.ts';
+import { useMeshSuite } from '../../harness/meshSuite.ts';
 import { sumOf, tryScrape } from '../../harness/metrics.ts';
 import { formatReport } from '../../harness/deliveryCheck.ts';
 import type { RecordingLog } from '../../harness/recordingLog.ts';
@@ -13,27 +11,17 @@ import {
   awaitQuiescence,
   awaitReplies,
   summary,
-  finishTest,
   STANDARD_LOAD,
 } from '../../harness/scenario.ts';
 
 describe('integration: replication over loopback (real etcd, three replicator processes)', function () {
   this.timeout(90_000);
-  const etcd = useEtcdCluster();
-  let mesh: Mesh | undefined;
-  let run: LoadRun | undefined;
-
-  afterEach(async function () {
-    this.timeout(30_000);
-    await finishTest(this.currentTest?.state === 'failed', mesh, run);
-    run = undefined;
-    mesh = undefined;
-  });
+  const suite = useMeshSuite();
 
   it('200 sessions x 500 datagrams into aws: every backend gets each exactly once, in order; every echo returns', async () => {
-    mesh = await startMesh({ etcd: etcd.cluster });
+    const mesh = await suite.startMesh();
     const ingress = mesh.node('aws');
-    run = await startLoad({ host: '127.0.0.1', port: ingress.ingressPort, ...STANDARD_LOAD });
+    const run = await suite.startLoad({ host: '127.0.0.1', port: ingress.ingressPort, ...STANDARD_LOAD });
     await run.done;
     await awaitDelivery(mesh, run, ['aws', 'gcp', 'azure'], 30_000);
     await awaitReplies(mesh, run, 15_000);

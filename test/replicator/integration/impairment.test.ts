@@ -2,9 +2,7 @@
 // 10% reordering by +30 ms, 20 ms jitter): nothing lost, nothing delivered twice, order kept.
 // Client<->ingress and replicator<->backend stay plain loopback.
 import assert from 'node:assert/strict';
-import { useEtcdCluster } from '../../harness/etcdFixture.ts';
-import { startLoad, type LoadRun } from '../../harness/loadClient.ts';
-import { startMesh, type Mesh } from '../../harness/mesh.ts';
+import { useMeshSuite } from '../../harness/meshSuite.ts';
 import { formatReport } from '../../harness/deliveryCheck.ts';
 import {
   assertExactlyOnceInOrder,
@@ -12,7 +10,6 @@ import {
   awaitQuiescence,
   awaitReplies,
   summary,
-  finishTest,
   STANDARD_LOAD,
 } from '../../harness/scenario.ts';
 
@@ -27,21 +24,12 @@ const IMPAIRMENT = {
 
 describe('integration: replication over impaired links (loss, duplication, reordering, jitter)', function () {
   this.timeout(90_000);
-  const etcd = useEtcdCluster();
-  let mesh: Mesh | undefined;
-  let run: LoadRun | undefined;
-
-  afterEach(async function () {
-    this.timeout(30_000);
-    await finishTest(this.currentTest?.state === 'failed', mesh, run);
-    run = undefined;
-    mesh = undefined;
-  });
+  const suite = useMeshSuite();
 
   it('200 sessions x 500 datagrams: every backend gets each exactly once, in order; every echo returns', async () => {
-    mesh = await startMesh({ etcd: etcd.cluster, impairment: IMPAIRMENT, seed: 20261129 });
+    const mesh = await suite.startMesh({ impairment: IMPAIRMENT, seed: 20261129 });
     const ingress = mesh.node('aws');
-    run = await startLoad({ host: '127.0.0.1', port: ingress.ingressPort, ...STANDARD_LOAD });
+    const run = await suite.startLoad({ host: '127.0.0.1', port: ingress.ingressPort, ...STANDARD_LOAD });
     await run.done;
     await awaitDelivery(mesh, run, ['aws', 'gcp', 'azure'], 40_000);
     await awaitReplies(mesh, run, 15_000);

@@ -3,9 +3,7 @@
 // at least once, and what arrives after the restart is in order without repeats. Duplicates around the
 // crash instant are reported as a number, not asserted to be zero.
 import assert from 'node:assert/strict';
-import { useEtcdCluster } from '../../harness/etcdFixture.ts';
-import { startLoad, type LoadRun } from '../../harness/loadClient.ts';
-import { startMesh, type Mesh } from '../../harness/mesh.ts';
+import { useMeshSuite } from '../../harness/meshSuite.ts';
 import { formatReport } from '../../harness/deliveryCheck.ts';
 import {
   assertExactlyOnceInOrder,
@@ -13,28 +11,18 @@ import {
   awaitQuiescence,
   awaitReplies,
   summary,
-  finishTest,
   STANDARD_LOAD,
 } from '../../harness/scenario.ts';
 
 describe('integration: a replicator is SIGKILLed mid-stream and restarted', function () {
   this.timeout(120_000);
-  const etcd = useEtcdCluster();
-  let mesh: Mesh | undefined;
-  let run: LoadRun | undefined;
-
-  afterEach(async function () {
-    this.timeout(30_000);
-    await finishTest(this.currentTest?.state === 'failed', mesh, run);
-    run = undefined;
-    mesh = undefined;
-  });
+  const suite = useMeshSuite();
 
   it('the others lose nothing; the restarted one catches up, in order after the restart', async () => {
-    mesh = await startMesh({ etcd: etcd.cluster });
+    const mesh = await suite.startMesh();
     const ingress = mesh.node('aws');
     const victim = mesh.node('gcp');
-    run = await startLoad({ host: '127.0.0.1', port: ingress.ingressPort, ...STANDARD_LOAD });
+    const run = await suite.startLoad({ host: '127.0.0.1', port: ingress.ingressPort, ...STANDARD_LOAD });
 
     await run.whenSent(Math.floor(run.total * 0.25));
     const exit = await victim.proc.kill('SIGKILL');

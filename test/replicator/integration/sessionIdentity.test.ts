@@ -3,39 +3,22 @@
 // not only at the origin. Before identity existed, the remote clouds got every session of every origin
 // from one shared socket per backend (sourceCount 1), so a stateful backend could not tell them apart.
 import assert from 'node:assert/strict';
-import { useEtcdCluster } from '../../harness/etcdFixture.ts';
-import { startLoad, type LoadRun } from '../../harness/loadClient.ts';
-import { startMesh, type Mesh } from '../../harness/mesh.ts';
+import { useMeshSuite } from '../../harness/meshSuite.ts';
 import { sumOf, tryScrape } from '../../harness/metrics.ts';
-import {
-  assertExactlyOnceInOrder,
-  awaitDelivery,
-  awaitQuiescence,
-  finishTest,
-} from '../../harness/scenario.ts';
+import { assertExactlyOnceInOrder, awaitDelivery, awaitQuiescence } from '../../harness/scenario.ts';
 
 const MODE = (process.env.UDPMESH_TEST_SESSION_IDENTITY ?? 'socket') as 'socket' | 'none';
 
 describe(`integration: session identity at every backend (sessionIdentity ${MODE})`, function () {
   this.timeout(90_000);
-  const etcd = useEtcdCluster();
-  let mesh: Mesh | undefined;
-  let run: LoadRun | undefined;
-
-  afterEach(async function () {
-    this.timeout(30_000);
-    await finishTest(this.currentTest?.state === 'failed', mesh, run);
-    run = undefined;
-    mesh = undefined;
-  });
+  const suite = useMeshSuite();
 
   it('oneway ingress in gcp, 40 sessions: each cloud sees one stable source per session, in order', async () => {
-    mesh = await startMesh({
-      etcd: etcd.cluster,
+    const mesh = await suite.startMesh({
       configOverrides: { ingress: { mode: 'oneway' }, delivery: { sessionIdentity: MODE } },
     });
     const ingress = mesh.node('gcp');
-    run = await startLoad({
+    const run = await suite.startLoad({
       host: '127.0.0.1',
       port: ingress.ingressPort,
       sessions: 40,
