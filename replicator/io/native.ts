@@ -29,7 +29,16 @@ export interface UdpBatchAddon {
   ntop6(bytes: Uint8Array, at: number): string;
   sockets(): number;
   counterSlots: number;
+  /** UDP_BATCH_ABI of the source the binary was built from. */
+  abi?: number;
 }
+
+/**
+ * The addon interface this JS expects (UDP_BATCH_ABI in udp_batch.c). A binary built from older source
+ * (a checkout updated without `npm ci` / `npm run build:native`) is refused with the reason, so `auto`
+ * falls back to dgram and `batched` stops, instead of a data plane that silently receives nothing.
+ */
+export const ADDON_ABI = 2;
 
 /** Counter slots of the addon's Float64Array (the enum in udp_batch.c). */
 export const C = {
@@ -66,6 +75,11 @@ export function loadAddon(): { addon: UdpBatchAddon; path: string } | { addon: u
   if (!path) return { addon: undefined, reason: 'the udp_batch addon is not built (npm run build:native)' };
   try {
     const addon = createRequire(import.meta.url)(path) as UdpBatchAddon;
+    if (addon.abi !== ADDON_ABI)
+      return {
+        addon: undefined,
+        reason: `the udp_batch addon at ${path} was built from other source (abi ${String(addon.abi)}, this code needs ${ADDON_ABI}): rebuild it with npm run build:native`,
+      };
     return { addon, path };
   } catch (err) {
     return {

@@ -854,6 +854,10 @@ static napi_value js_sockets(napi_env env, napi_callback_info info) {
   return out;
 }
 
+/* Bump with every change of the interface to replicator/io/native.ts (functions, setup arrays, counters):
+ * a binary built from older source is then refused with a clear reason instead of misbehaving. */
+#define UDP_BATCH_ABI 2
+
 static napi_value init(napi_env env, napi_value exports) {
   napi_property_descriptor d[] = {
       {"setup", NULL, js_setup, NULL, NULL, NULL, napi_default, NULL},
@@ -871,6 +875,10 @@ static napi_value init(napi_env env, napi_value exports) {
   napi_value counters;
   napi_create_uint32(env, C_COUNT, &counters);
   napi_set_named_property(env, exports, "counterSlots", counters);
+  /* The JS side (replicator/io/native.ts, ADDON_ABI) refuses a binary built from other source. */
+  napi_value abi;
+  napi_create_uint32(env, UDP_BATCH_ABI, &abi);
+  napi_set_named_property(env, exports, "abi", abi);
   return exports;
 }
 
