@@ -6,14 +6,32 @@ import { runChaos } from './chaos.ts';
 import { netnsUnavailableReason } from './netns.ts';
 import type { ProfileName } from './profiles.ts';
 
-const { values } = parseArgs({
-  options: {
-    short: { type: 'boolean' },
-    full: { type: 'boolean' },
-    only: { type: 'string' },
-    'keep-logs': { type: 'boolean' },
-  },
-});
+const USAGE = `usage: npm run chaos [-- --short | --full] [--only <text>] [--keep-logs]
+  --short       the CI profile (also CHAOS_PROFILE=short)
+  --full        the full profile (default)
+  --only TEXT   only the scenarios whose name contains TEXT
+  --keep-logs   keep the logs directory
+Needs root and iproute2 (network namespaces). Prints the table; exits non-zero when a check failed.
+`;
+let values: { short?: boolean; full?: boolean; only?: string; 'keep-logs'?: boolean; help?: boolean };
+try {
+  ({ values } = parseArgs({
+    options: {
+      short: { type: 'boolean' },
+      full: { type: 'boolean' },
+      only: { type: 'string' },
+      'keep-logs': { type: 'boolean' },
+      help: { type: 'boolean', short: 'h' },
+    },
+  }));
+} catch (err) {
+  process.stderr.write(`${(err as Error).message}\n${USAGE}`);
+  process.exit(2);
+}
+if (values.help) {
+  process.stdout.write(USAGE);
+  process.exit(0);
+}
 const envProfile = process.env.CHAOS_PROFILE;
 if (envProfile && envProfile !== 'short' && envProfile !== 'full') {
   process.stderr.write(`CHAOS_PROFILE must be short or full, not ${envProfile}\n`);

@@ -3,9 +3,37 @@
 // seed prints what broke and the command that replays it exactly; the exit code is 1 if any failed.
 import { replayCommand, simulate, type SimOptions } from './simulator.ts';
 
+const USAGE = `usage: npm run simulate -- [--seeds N] [--from F] [--seed S] [--duration SECONDS] [--clusters C]
+                          [--replicas R] [--clients K]
+  --seeds N        run N seeds starting at --from (default 10 from 1000)
+  --seed S         replay one seed exactly (the command a failing seed prints)
+  --duration S     seconds of faults per seed (default 120)
+  --clusters C, --replicas R, --clients K   mesh shape (default 3, 2, 6 clients per cluster)
+Exit code 1 if any seed failed.
+`;
+const KNOWN = new Set(['seeds', 'from', 'seed', 'duration', 'clusters', 'replicas', 'clients']);
+const argv = process.argv.slice(2);
+if (argv.includes('--help') || argv.includes('-h')) {
+  process.stdout.write(USAGE);
+  process.exit(0);
+}
+for (let i = 0; i < argv.length; i += 2) {
+  const name = argv[i]!.replace(/^--/, '');
+  const value = argv[i + 1];
+  if (
+    !argv[i]!.startsWith('--') ||
+    !KNOWN.has(name) ||
+    value === undefined ||
+    !Number.isFinite(Number(value))
+  ) {
+    process.stderr.write(`bad argument ${argv[i]}${value === undefined ? '' : ` ${value}`}\n${USAGE}`);
+    process.exit(2);
+  }
+}
+
 function arg(name: string): string | undefined {
-  const i = process.argv.indexOf(`--${name}`);
-  return i >= 0 ? process.argv[i + 1] : undefined;
+  const i = argv.indexOf(`--${name}`);
+  return i >= 0 ? argv[i + 1] : undefined;
 }
 
 const seeds = Number(arg('seeds') ?? 10);
