@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { isPortFree } from '../harness/freePort.ts';
+import { freeLocalModeBase } from '../harness/freePort.ts';
 
 const ROOT = join(import.meta.dirname, '..', '..');
 const FILES = [
@@ -29,15 +29,6 @@ const commands = FILES.flatMap((f) =>
   extractCommands(readFileSync(join(ROOT, f), 'utf8')).map((c) => ({ f, c })),
 );
 const unique = [...new Map(commands.map((x) => [x.c, x])).values()];
-
-async function freeBase(): Promise<number> {
-  for (let i = 0; i < 50; i++) {
-    const base = 20000 + Math.floor(Math.random() * 3000) * 10;
-    const plan = [1, 2, 3, 946, 947, 948, 2101, 2102, 2103, 201, 202, 203].map((o) => base + o);
-    if ((await Promise.all(plan.map((p) => isPortFree(p)))).every(Boolean)) return base;
-  }
-  throw new Error('no free base port');
-}
 
 describe('the documentation commands run as written', function () {
   this.timeout(120_000);
@@ -72,7 +63,7 @@ describe('the documentation commands run as written', function () {
       });
     } else {
       it(`${c}   (${f}): starts the three clouds and stops cleanly`, async () => {
-        const base = await freeBase();
+        const base = await freeLocalModeBase();
         // npm run's own SIGTERM handling kills the script without letting it shut down, so the script
         // line from package.json runs directly (the same command npm would run, with the same args).
         const script = (

@@ -13,7 +13,7 @@ import { createSocket, type Socket } from 'node:dgram';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { freePorts, isPortFree } from '../../harness/freePort.ts';
+import { freeLocalModeBase, freePorts } from '../../harness/freePort.ts';
 import { decodeProxyV2, TLV_ORIGIN_CLUSTER, TLV_SESSION } from '../../../replicator/delivery/proxyV2.ts';
 
 const CLOUDS = ['aws', 'gcp', 'azure'] as const;
@@ -46,16 +46,6 @@ async function until(
 }
 
 /** A base port for local mode whose whole plan is free (local mode refuses busy ports). */
-async function freeBase(): Promise<number> {
-  for (let i = 0; i < 50; i++) {
-    const base = 20000 + Math.floor(Math.random() * 3000) * 10;
-    const plan = [1, 2, 3, 946, 947, 948, 2101, 2102, 2103, 201, 202, 203].map((o) => base + o);
-    const free = await Promise.all(plan.map((p) => isPortFree(p)));
-    if (free.every(Boolean)) return base;
-  }
-  throw new Error('no free base port');
-}
-
 class LocalMode {
   private out = '';
   constructor(readonly child: ChildProcess) {
@@ -142,7 +132,7 @@ addAction(AllRule(), RCodeAction(DNSRCode.REFUSED))
       const child = spawn('dnsdist', ['--supervised', '--disable-syslog', '-C', conf], { stdio: 'ignore' });
       children.push(child);
     });
-    const base = await freeBase();
+    const base = await freeLocalModeBase();
     local = startLocal(base, backends);
     await local.ready();
 
@@ -199,7 +189,7 @@ addAction(AllRule(), RCodeAction(DNSRCode.REFUSED))
       await new Promise<void>((r) => s.bind(0, '127.0.0.1', r));
       backends[c] = s.address().port;
     }
-    const base = await freeBase();
+    const base = await freeLocalModeBase();
     local = startLocal(base, backends);
     await local.ready();
     const clients: string[] = [];
