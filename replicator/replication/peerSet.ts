@@ -316,7 +316,9 @@ export class PeerSet {
         continue;
       }
       const pos = to.enqueue(r.session, r.seq, r.payload);
-      if (p && p.link === to && p.waitFor === undefined) p.lastPos = pos;
+      // The moved records are the session's on `to` now, also while it waits behind a barrier: a later
+      // change of replica must wait for them (simulator seed 2022: it did not when nothing new was held).
+      if (p && p.link === to) p.lastPos = pos;
       this.dirty.add(to);
     }
     this.o.log(

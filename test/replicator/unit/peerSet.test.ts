@@ -1,0 +1,126 @@
+// The peer set's hand-over barrier on a fake clock: the cases the simulator found (issue 10) that the
+// first barrier missed, each reproduced with two replicas of one remote cluster and frames the test answers.
+import assert from 'node:assert/strict';
+import type { MemberRecord } from '../../../replicator/coordination/keys.ts';
+import { decodeFrame, FrameType } from '../../../replicator/protocol/frame.ts';
+import { protocolParams } from '../../../replicator/protocol/params.ts';
+import { PeerSet, sessionHashKey, type OriginSession } from '../../../replicator/replication/peerSet.ts';
+
+const ORIGIN = 'aws/r-0';
+const member = (instance: string, i: number): MemberRecord => ({
+  id: `gcp/${instance}`,
+  cluster: 'gcp',
+  instance,
+  address: `10.0.1.${i}`,
+  port: 7946,
+  ingressPorts: [],
+  metricsPort: 0,
+  epoch: 1,
+  startedAt: '',
+});
+
+function harness() {
+  const clock = { now: 1000 };
+  /** Outstanding PING timestamps per peer, so the test can answer them (the link accepts only those). */
+  const pings = new Map<string, number[]>();
+  const set = new PeerSet({
+    member: ORIGIN,
+    cluster: 'aws',
+    epoch: 1,
+    selfHash: 42,
+    retransmitBufferBytes: () => 1 << 24,
+    maxFrameBytes: () => 1352,
+    send: (frame, _port, _address, to) => {
+      const r = decodeFrame(frame);
+      assert.ok(r.ok);
+      if (r.frame.type === FrameType.Ping) pings.set(to, [...(pings.get(to) ?? []), r.frame.timestamp]);
+    },
+    log: () => {},
+  });
+  set.applyMembers([member('a', 1), member('b', 2)], clock.now);
+  const link = (id: string) => set.links.get(`gcp/${id}`)!.link;
+  /** The peer answers its outstanding pings: it is heard from again. */
+  const hear = (id: string): void => {
+    for (const ts of pings.get(`gcp/${id}`) ?? []) {
+      // As ReplicationCore.onFrame does: a peer heard from again changes the targets.
+      const wasDown = link(id).state !== 'up';
+      if (link(id).onPong(ts, clock.now) && wasDown) set.targetsVersion++;
+    }
+    pings.set(`gcp/${id}`, []);
+  };
+  const advance = (ms: number, answer: string[] = []): void => {
+    for (let t = 0; t < ms; t += protocolParams.tickMs) {
+      clock.now += protocolParams.tickMs;
+      for (const id of answer) hear(id);
+      set.tick(clock.now);
+      set.flushDirty(clock.now);
+    }
+  };
+  return { set, clock, link, hear, advance };
+}
+
+/** A new session (as the ingress makes it) whose rendezvous choice in gcp is `want`. */
+function sessionOn(set: PeerSet, want: string): OriginSession {
+  const fresh = (id: number): OriginSession => ({
+    id,
+    hashKey: sessionHashKey(42, 1, id),
+    placements: [],
+    placementsVersion: -1,
+  });
+  for (let id = 1; ; id++)
+    if (set.placementsOf(fresh(id))[0]?.link.peer.id === `gcp/${want}`) return fresh(id);
+}
+
+describe('peer set: hand-over barrier', () => {
+  it('a backlog moved while the session waited, then the original replica returns: new datagrams wait for the moved backlog', () => {
+    // Simulator seed 2022: the origin was cut off from both replicas, the session kept appending to its
+    // replica (no live one to move to); the other replica came back first and received the moved backlog
+    // while the session waited behind a barrier with nothing held, so the session's last position there
+    // stayed unset; then the original came back and the next datagram went straight to it, delivered
+    // there before the moved backlog ("seq 4294967891 first delivered after 4294969575").
+    const h = harness();
+    const s = sessionOn(h.set, 'a');
+    let seq = 0;
+    const send = (n: number): void => {
+      for (let i = 0; i < n; i++) h.set.replicate(s, seq++, Buffer.alloc(20));
+      h.set.flushDirty(h.clock.now);
+    };
+    send(10);
+    // Both replicas silent past the peer-down timeout; the session stays on a (no live replica to move to).
+    h.advance(protocolParams.peerDownAfterMs + 50);
+    assert.equal(h.link('a').state, 'down');
+    assert.equal(h.link('b').state, 'down');
+    send(10);
+    assert.equal(h.link('a').lag, 20);
+    // b comes back first. The session's placements are looked up before a's backlog moves (in the seed,
+    // another cluster's hand-over in the same tick did it; a session announcement does it too): the
+    // session now waits for a's backlog, with nothing held yet.
+    h.advance(protocolParams.pingIntervalMs + 10, ['b']);
+    assert.equal(h.link('b').state, 'up');
+    assert.equal(h.set.placementsOf(s)[0]!.link.peer.id, 'gcp/b');
+    // a stays silent past the hand-over timeout: its backlog moves to b.
+    h.advance(protocolParams.handoverAfterMs, ['b']);
+    assert.equal(h.link('a').lag, 0, 'the backlog moved');
+    assert.equal(h.link('b').lag, 20, 'b holds the moved backlog, unacknowledged');
+    // a comes back: the session's choice is a again. b has not acknowledged the moved backlog yet.
+    h.advance(protocolParams.pingIntervalMs + 10, ['a', 'b']);
+    assert.equal(h.link('a').state, 'up');
+    console.log(
+      JSON.stringify(s.placements.map((p) => ({ l: p.link.peer.id, lastPos: p.lastPos, w: p.waitFor?.pos }))),
+      h.set.targetsVersion,
+      s.placementsVersion,
+      h.link('b').low,
+      h.link('b').next,
+    );
+    send(1);
+    console.log(
+      JSON.stringify(s.placements.map((p) => ({ l: p.link.peer.id, lastPos: p.lastPos, w: p.waitFor?.pos }))),
+    );
+    assert.equal(
+      h.link('a').lag,
+      0,
+      'seq 20 went to a while seq 0-19 were still unacknowledged at b: a delivers it first',
+    );
+    assert.equal(h.set.barriers.has(s), true);
+  });
+});
