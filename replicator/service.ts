@@ -16,7 +16,7 @@ import { bindListeners, type Listener } from './ingress/listeners.ts';
 import { SessionTable, type EvictReason } from './ingress/sessionTable.ts';
 import { protocolParams } from './protocol/params.ts';
 import type { PeerEndpoint } from './replication/peerLink.ts';
-import { sessionHashKey } from './replication/peerSet.ts';
+import { NO_MEMBER, sessionHashKey } from './replication/peerSet.ts';
 import { DropReason, type ReplicatorSnapshot } from './observability/stats.ts';
 import type { KeyRing } from './protocol/frameAuth.ts';
 import { loadKeyRing, requireKey } from './replication/clusterKeys.ts';
@@ -206,6 +206,10 @@ export class Replicator {
         this.log.child({ component: 'coordinator' }),
       );
       this.coordinator.on('members', (m) => this.applyMembers(m));
+      this.coordinator.on('clusters', (c) => {
+        for (const name of c) this.pendingClusters.add(name);
+        this.core?.peers.applyClusters(c);
+      });
       this.coordinator.on('fenced', () => {
         // Stop taking traffic at once; the process owner (main.ts) exits so a supervisor starts a new
         // incarnation with a new epoch.
@@ -229,6 +233,7 @@ export class Replicator {
     this.selfOrigin = { ...this.selfOrigin, epoch: this.epoch };
     this.core = this.newCore(this.transport);
     // Members seen before the epoch was known are applied now: every link carries the epoch in its frames.
+    this.core.peers.applyClusters(this.pendingClusters);
     if (this.pendingMembers) this.core.peers.applyMembers(this.pendingMembers, performance.now());
     this.pendingMembers = undefined;
     // Static peers join once the epoch is known.
@@ -299,6 +304,8 @@ export class Replicator {
   }
 
   private pendingMembers: Parameters<ReplicationCore['peers']['applyMembers']>[0] | undefined;
+  /** The mesh's clusters as etcd said before the core existed. */
+  private readonly pendingClusters = new Set<string>();
 
   private advertisedEndpoint(): { address: string; port: number } {
     const r = this.cfg.replication;
@@ -613,6 +620,9 @@ export class Replicator {
     let reorderBuffered = 0;
     let inboundStreams = 0;
     const links = core ? [...core.peers.links.values()] : [];
+    /** Abandonment not shown per live peer: removed peers' totals and clusters without members. */
+    const abandonedBy: ReplicatorSnapshot['abandonedElsewhere'] = [];
+    const waitingForMember: ReplicatorSnapshot['waitingForMember'] = [];
     if (core) {
       for (const [r, n] of core.retiredDropped) add(r, n);
       for (const e of core.inbound()) {
@@ -623,14 +633,23 @@ export class Replicator {
       }
       let overflow = 0;
       let abandoned = 0;
+      // handover moved datagrams to another replica: not a loss, so not in the dropped totals.
       for (const e of links) {
         overflow += e.link.counters.abandoned.overflow;
-        abandoned += e.link.counters.backlogDropped;
+        abandoned += e.link.counters.backlogDropped - e.link.counters.abandoned.handover;
       }
-      for (const c of core.peers.retired.values()) {
+      for (const [id, c] of core.peers.retired) {
         overflow += c.abandoned.overflow ?? 0;
-        abandoned += c.backlogDropped;
+        abandoned += c.backlogDropped - (c.abandoned.handover ?? 0);
+        for (const [reason, n] of Object.entries(c.abandoned))
+          if (n > 0) abandonedBy.push({ peer: id, reason, count: n });
       }
+      for (const [cluster, n] of core.peers.noMemberAbandoned) {
+        abandoned += n;
+        abandonedBy.push({ peer: `${cluster}/*`, reason: NO_MEMBER, count: n });
+      }
+      for (const [cluster, n] of core.peers.waitingCount)
+        if (n > 0) waitingForMember.push({ cluster, datagrams: n });
       add(DropReason.PeerBacklogOverflow, overflow);
       add(DropReason.Abandoned, abandoned);
     }
@@ -669,6 +688,8 @@ export class Replicator {
           ...this.listeners.map((l) => ({ socket: `ingress:${l.port}`, ...l.socket.bufferSizes() })),
         ],
       },
+      abandonedElsewhere: abandonedBy,
+      waitingForMember,
       peers: links.map(({ link, departedAt }) => ({
         id: link.peer.id,
         cluster: link.peer.cluster,
@@ -700,8 +721,10 @@ export class Replicator {
     this.log.info({ deadlineMs }, 'draining');
     for (;;) {
       const now = performance.now();
-      // Every peer counts, down ones too: their backlog is not delivered by stopping (D12).
-      const pending = this.core?.peers.unacknowledged ?? 0;
+      // Every peer counts, down ones too: their backlog is not delivered by stopping (D12); so do the
+      // datagrams waiting for a member of a cluster that has none.
+      const peers = this.core?.peers;
+      const pending = peers ? peers.unacknowledged + peers.waitingForMembers : 0;
       const quiet = now - this.lastIngressAt > 200;
       if (pending === 0 && quiet) return { complete: true, unacknowledged: 0 };
       if (now >= until) return { complete: false, unacknowledged: pending };

@@ -22,6 +22,8 @@ export interface CoordinatorOptions {
 
 export interface CoordinatorEvents {
   members: [MemberRecord[]];
+  /** The mesh's clusters (from the epoch keys), read with the members when the watches (re)start. */
+  clusters: [string[]];
   config: [Record<string, unknown>];
   etcdUp: [boolean];
   /** A newer incarnation of this identity holds the epoch key: this process must stop replicating. */
@@ -199,7 +201,9 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
     let delay = RETRY_MIN_MS;
     while (!this.stopped) {
       try {
-        this.requests += 2;
+        this.requests += 3;
+        const epochKeys = await this.client.getAll().prefix(keys.epochsPrefix(mesh)).keys();
+        this.emit('clusters', clustersOfEpochKeys(epochKeys, keys.epochsPrefix(mesh)));
         const members = await this.client.getAll().prefix(membersPrefix).exec();
         for (const kv of members.kvs) this.onMemberPut(kv.key.toString(), kv.value.toString(), false);
         this.emit('members', [...this.members.values()]);
@@ -304,4 +308,15 @@ function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
     p,
     new Promise<T>((_, rej) => setTimeout(() => rej(new Error('timeout')), ms).unref()),
   ]);
+}
+
+/** `<prefix><cluster>/<instance>` keys to the distinct cluster names. */
+export function clustersOfEpochKeys(epochKeys: string[], prefix: string): string[] {
+  const out = new Set<string>();
+  for (const k of epochKeys) {
+    if (!k.startsWith(prefix)) continue;
+    const cluster = k.slice(prefix.length).split('/')[0];
+    if (cluster) out.add(cluster);
+  }
+  return [...out];
 }

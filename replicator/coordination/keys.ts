@@ -7,6 +7,8 @@ export const keys = {
     `/udpmesh/${mesh}/members/${cluster}/${instance}`,
   epoch: (mesh: string, cluster: string, instance: string) =>
     `/udpmesh/${mesh}/epochs/${cluster}/${instance}`,
+  /** Every identity that ever registered has an epoch key: the mesh's clusters, even with no member up. */
+  epochsPrefix: (mesh: string) => `/udpmesh/${mesh}/epochs/`,
   /** Global dynamic config; `${configPrefix}/<cluster>` overrides it for one cluster. */
   config: (mesh: string) => `/udpmesh/${mesh}/config`,
   clusterConfig: (mesh: string, cluster: string) => `/udpmesh/${mesh}/config/${cluster}`,

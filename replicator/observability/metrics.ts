@@ -94,11 +94,20 @@ export function createMetricsRegistry(snapshot: () => ReplicatorSnapshot): clien
   );
   counter(
     'udpmesh_abandoned_total',
-    'Datagrams the origin gave up for a peer, by reason (overflow, peer_gone, shutdown, held_overflow; handover = moved to another replica of that cluster).',
+    'Datagrams the origin gave up for a peer, by reason (overflow, peer_gone, shutdown, held_overflow; no_member with peer="<cluster>/*" = a cluster with no member known; handover = moved to another replica of that cluster, not lost).',
     ['peer', 'reason'],
     (m, s) => {
       for (const p of s.peers)
         for (const [reason, n] of Object.entries(p.abandoned)) if (n > 0) m.inc({ peer: p.id, reason }, n);
+      for (const a of s.abandonedElsewhere) m.inc({ peer: a.peer, reason: a.reason }, a.count);
+    },
+  );
+  gauge(
+    'udpmesh_waiting_for_member_datagrams',
+    'Datagrams this origin keeps for a cluster of the mesh that has no member known (sent when one appears).',
+    ['cluster'],
+    (m, s) => {
+      for (const w of s.waitingForMember) m.set({ cluster: w.cluster }, w.datagrams);
     },
   );
   counter('udpmesh_retransmits_total', 'Datagrams sent to a peer again.', ['peer'], (m, s) => {

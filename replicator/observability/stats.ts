@@ -53,7 +53,7 @@ export interface PeerStatus {
   /** Retransmissions that turned out unnecessary (the original was reordered, not lost). */
   spuriousRetransmits: number;
   backlogDropped: number;
-  /** Positions abandoned for this peer, per reason (overflow, peer_gone, shutdown, handover). */
+  /** Positions abandoned for this peer, per reason (overflow, peer_gone, shutdown, held_overflow; handover = moved). */
   abandoned: Record<string, number>;
 }
 
@@ -94,6 +94,13 @@ export interface ReplicatorSnapshot {
   dropped: Record<string, number>;
   reorderBuffered: number;
   peers: PeerStatus[];
+  /**
+   * Abandonment that no live peer shows: peers removed after their retention (their totals live on, so
+   * counters never go back) and clusters with no member known (`peer` is `<cluster>/*`, reason no_member).
+   */
+  abandonedElsewhere: Array<{ peer: string; reason: string; count: number }>;
+  /** Datagrams waiting at this origin for a member of a cluster that has none. */
+  waitingForMember: Array<{ cluster: string; datagrams: number }>;
   inboundStreams: number;
   etcdRequests: number;
   io: IoStatus;

@@ -7,6 +7,13 @@
 // still holds unacknowledged datagrams of it, the new datagrams wait here until the old link acknowledged
 // (or abandoned) the session's last position; once the old replica has been down for handoverAfterMs its
 // whole backlog is abandoned and moved, in position order, to each session's new replica first.
+//
+// A cluster of the mesh with no member known (every record of it lapsed in etcd before this incarnation
+// started, or its last member's retention ran out) has nowhere to send to: a session's datagrams for it
+// wait here, per session and bounded, until a member appears, then go to the session's replica there in
+// order. The mesh's clusters come from etcd's epoch keys (they outlive every incarnation) and from every
+// member record seen; what overflows, or waits when the session closes or the process stops, is counted
+// (`no_member`) against that cluster.
 import { rendezvous, mix32 } from '../delivery/hashRing.ts';
 import type { MemberRecord } from '../coordination/keys.ts';
 import { protocolParams, type ProtocolParams } from '../protocol/params.ts';
@@ -42,7 +49,12 @@ export interface OriginSession {
   hashKey: number;
   placements: Placement[];
   placementsVersion: number;
+  /** Datagrams for clusters of the mesh with no member known yet, in order (see the header). */
+  waiting?: Map<string, Array<{ seq: number; payload: Buffer }>>;
 }
+
+/** Reason counted when datagrams for a cluster without any known member are given up. */
+export const NO_MEMBER = 'no_member';
 
 export interface PeerSetOptions {
   member: string;
@@ -73,6 +85,15 @@ export class PeerSet {
   /** Live origin sessions by id: a moved backlog goes where each session's newer datagrams go. */
   private readonly sessions = new Map<number, OriginSession>();
   readonly dirty = new Set<PeerLink>();
+  /** Every remote cluster of the mesh this process knows of (it only grows within an incarnation). */
+  readonly clusters = new Set<string>();
+  /** Known clusters without any link: sessions' datagrams for them wait (see the header). */
+  private unlinked: string[] = [];
+  /** Sessions with datagrams waiting for a cluster without members. */
+  private readonly waitingSessions = new Set<OriginSession>();
+  /** Datagrams waiting for a member, per cluster, and those given up (`no_member`), per cluster. */
+  readonly waitingCount = new Map<string, number>();
+  readonly noMemberAbandoned = new Map<string, number>();
   private readonly params: ProtocolParams;
   private readonly maxHeld: number;
 
@@ -135,16 +156,35 @@ export class PeerSet {
     this.rebuildTargets();
   }
 
+  /** The mesh's clusters as etcd knows them (its epoch keys): datagrams for one without members wait. */
+  applyClusters(names: Iterable<string>): void {
+    let added = false;
+    for (const c of names)
+      if (c !== this.o.cluster && !this.clusters.has(c)) {
+        this.clusters.add(c);
+        added = true;
+      }
+    if (added) this.rebuildTargets();
+  }
+
   rebuildTargets(): void {
     const byCluster = new Map<string, PeerLink[]>();
     for (const e of this.links.values()) {
       const list = byCluster.get(e.link.peer.cluster) ?? [];
       list.push(e.link);
       byCluster.set(e.link.peer.cluster, list);
+      this.clusters.add(e.link.peer.cluster);
     }
     for (const list of byCluster.values()) list.sort((a, b) => a.peer.id.localeCompare(b.peer.id));
     this.remoteClusters = byCluster;
+    this.unlinked = [...this.clusters].filter((c) => !byCluster.has(c));
     this.targetsVersion++;
+    // A cluster that has a member again: what waited for it goes out now, in order, per session.
+    if (this.waitingSessions.size > 0)
+      for (const s of this.waitingSessions) {
+        this.place(s);
+        if (!s.waiting || s.waiting.size === 0) this.waitingSessions.delete(s);
+      }
   }
 
   private pick(cluster: string, hashKey: number, exclude?: PeerLink): PeerLink | undefined {
@@ -180,6 +220,39 @@ export class PeerSet {
       p.lastPos = p.link.enqueue(s.id, seq, payload);
       this.dirty.add(p.link);
     }
+    if (this.unlinked.length > 0) this.wait(s, seq, payload);
+  }
+
+  /** Keeps a datagram for each known cluster that has no member yet (bounded per session, counted). */
+  private wait(s: OriginSession, seq: number, payload: Buffer): void {
+    const waiting = (s.waiting ??= new Map());
+    for (const cluster of this.unlinked) {
+      let list = waiting.get(cluster);
+      if (!list) waiting.set(cluster, (list = []));
+      if (list.length >= this.maxHeld) {
+        list.shift();
+        this.countNoMember(cluster, 1);
+      } else this.waitingCount.set(cluster, (this.waitingCount.get(cluster) ?? 0) + 1);
+      list.push({ seq, payload });
+    }
+    this.waitingSessions.add(s);
+  }
+
+  private countNoMember(cluster: string, n: number): void {
+    if (n > 0) this.noMemberAbandoned.set(cluster, (this.noMemberAbandoned.get(cluster) ?? 0) + n);
+  }
+
+  /** Gives up what a session keeps for member-less clusters (it closed, or the process stops). */
+  private dropWaiting(s: OriginSession): number {
+    let n = 0;
+    for (const [cluster, list] of s.waiting ?? []) {
+      this.countNoMember(cluster, list.length);
+      this.waitingCount.set(cluster, (this.waitingCount.get(cluster) ?? 0) - list.length);
+      n += list.length;
+    }
+    s.waiting = undefined;
+    this.waitingSessions.delete(s);
+    return n;
   }
 
   /** The session's replica in every remote cluster (chosen again if the peer set changed). */
@@ -232,6 +305,20 @@ export class PeerSet {
       if (p.waitFor) this.barriers.add(s);
       next.push(p);
     }
+    // Datagrams that waited for a cluster without members go to the session's replica there, first.
+    if (s.waiting)
+      for (const p of next) {
+        const list = s.waiting.get(p.cluster);
+        if (!list) continue;
+        s.waiting.delete(p.cluster);
+        this.waitingCount.set(p.cluster, (this.waitingCount.get(p.cluster) ?? 0) - list.length);
+        if (p.waitFor !== undefined) {
+          p.held = [...list, ...(p.held ?? [])];
+          continue;
+        }
+        for (const h of list) p.lastPos = p.link.enqueue(s.id, h.seq, h.payload);
+        this.dirty.add(p.link);
+      }
     s.placements = next;
     s.placementsVersion = this.targetsVersion;
   }
@@ -256,6 +343,7 @@ export class PeerSet {
   /** A session is closing: whatever it holds goes out now (nothing accepted is dropped silently). */
   releaseSession(s: OriginSession): void {
     if (this.sessions.get(s.id) === s) this.sessions.delete(s.id);
+    if (s.waiting) this.dropWaiting(s);
     if (!this.barriers.delete(s)) return;
     for (const p of s.placements) {
       if (p.waitFor === undefined) continue;
@@ -361,10 +449,18 @@ export class PeerSet {
     return n;
   }
 
-  /** Stop: what is left is abandoned and counted (reason shutdown). */
+  /** Stop: what is left is abandoned and counted (reason shutdown; no_member for what waited for a member). */
   close(): number {
     let n = 0;
     for (const e of this.links.values()) n += e.link.close('shutdown');
+    for (const s of [...this.waitingSessions]) n += this.dropWaiting(s);
+    return n;
+  }
+
+  /** Datagrams waiting for a member of a cluster that has none (what a drain waits for too). */
+  get waitingForMembers(): number {
+    let n = 0;
+    for (const v of this.waitingCount.values()) n += v;
     return n;
   }
 }

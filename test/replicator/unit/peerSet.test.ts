@@ -105,22 +105,65 @@ describe('peer set: hand-over barrier', () => {
     // a comes back: the session's choice is a again. b has not acknowledged the moved backlog yet.
     h.advance(protocolParams.pingIntervalMs + 10, ['a', 'b']);
     assert.equal(h.link('a').state, 'up');
-    console.log(
-      JSON.stringify(s.placements.map((p) => ({ l: p.link.peer.id, lastPos: p.lastPos, w: p.waitFor?.pos }))),
-      h.set.targetsVersion,
-      s.placementsVersion,
-      h.link('b').low,
-      h.link('b').next,
-    );
     send(1);
-    console.log(
-      JSON.stringify(s.placements.map((p) => ({ l: p.link.peer.id, lastPos: p.lastPos, w: p.waitFor?.pos }))),
-    );
     assert.equal(
       h.link('a').lag,
       0,
       'seq 20 went to a while seq 0-19 were still unacknowledged at b: a delivers it first',
     );
     assert.equal(h.set.barriers.has(s), true);
+  });
+});
+
+describe('peer set: a cluster of the mesh with no member known', () => {
+  // Simulator seed 7027 (307 datagrams): an origin that started while every member record of a cluster
+  // had lapsed in etcd replicated nothing to that cluster, and counted nothing.
+  const origin = (maxHeldPerSession?: number) => {
+    const set = new PeerSet({
+      member: ORIGIN,
+      cluster: 'aws',
+      epoch: 1,
+      selfHash: 42,
+      retransmitBufferBytes: () => 1 << 24,
+      maxFrameBytes: () => 1352,
+      send: () => {},
+      log: () => {},
+      maxHeldPerSession,
+    });
+    set.applyClusters(['aws', 'gcp']); // from etcd's epoch keys: gcp exists, no member of it is up
+    const s: OriginSession = {
+      id: 1,
+      hashKey: sessionHashKey(42, 1, 1),
+      placements: [],
+      placementsVersion: -1,
+    };
+    return { set, s };
+  };
+
+  it('datagrams wait at the origin and go to the first member that appears, in order', () => {
+    const { set, s } = origin();
+    for (let seq = 0; seq < 5; seq++) set.replicate(s, seq, Buffer.from([seq]));
+    assert.equal(set.waitingForMembers, 5, 'accepted datagrams for gcp were neither kept nor counted');
+    set.applyMembers([member('a', 1)], 2000);
+    const link = set.links.get('gcp/a')!.link;
+    assert.equal(link.lag, 5);
+    assert.equal(set.waitingForMembers, 0);
+    set.replicate(s, 5, Buffer.from([5]));
+    assert.equal(link.lag, 6, 'the next datagram follows the ones that waited');
+    assert.equal(link.next, 6);
+  });
+
+  it('beyond the bound, on session close and on stop, what waited is counted no_member against the cluster', () => {
+    const { set, s } = origin(3);
+    for (let seq = 0; seq < 5; seq++) set.replicate(s, seq, Buffer.from([seq]));
+    assert.equal(set.noMemberAbandoned.get('gcp'), 2);
+    assert.equal(set.waitingForMembers, 3);
+    set.releaseSession(s);
+    assert.equal(set.noMemberAbandoned.get('gcp'), 5);
+    assert.equal(set.waitingForMembers, 0);
+    const t = { ...s, id: 2, waiting: undefined, placements: [], placementsVersion: -1 };
+    set.replicate(t, 0, Buffer.from([0]));
+    assert.equal(set.close(), 1);
+    assert.equal(set.noMemberAbandoned.get('gcp'), 6);
   });
 });
