@@ -724,7 +724,7 @@ export class Replicator {
       // Every peer counts, down ones too: their backlog is not delivered by stopping (D12); so do the
       // datagrams waiting for a member of a cluster that has none.
       const peers = this.core?.peers;
-      const pending = peers ? peers.unacknowledged + peers.waitingForMembers : 0;
+      const pending = peers ? peers.unacknowledged + peers.waitingForMembers + peers.heldBehindBarriers : 0;
       const quiet = now - this.lastIngressAt > 200;
       if (pending === 0 && quiet) return { complete: true, unacknowledged: 0 };
       if (now >= until) return { complete: false, unacknowledged: pending };

@@ -17,6 +17,7 @@
 import { rendezvous, mix32 } from '../delivery/hashRing.ts';
 import type { MemberRecord } from '../coordination/keys.ts';
 import { protocolParams, type ProtocolParams } from '../protocol/params.ts';
+import { RECORD_HEADER_BYTES } from '../protocol/frame.ts';
 import { PeerLink, type PeerEndpoint } from './peerLink.ts';
 
 /** Same key in every cluster for one session, so equal backend lists give the same backend index. */
@@ -66,7 +67,10 @@ export interface PeerSetOptions {
   send: (frame: Buffer, port: number, address: string, to: string) => void;
   log: (level: 'info' | 'warn', obj: Record<string, unknown>, msg: string) => void;
   params?: ProtocolParams;
-  /** Most datagrams one session holds behind a barrier; beyond, the oldest are abandoned (counted). */
+  /**
+   * Most datagrams one session holds behind a barrier or for a member-less cluster; beyond, its oldest
+   * are abandoned (counted). All sessions together hold at most retransmitBufferBytes.
+   */
   maxHeldPerSession?: number;
 }
 
@@ -96,10 +100,12 @@ export class PeerSet {
   readonly noMemberAbandoned = new Map<string, number>();
   private readonly params: ProtocolParams;
   private readonly maxHeld: number;
+  /** Bytes held behind barriers and for member-less clusters, all sessions (bounded, see maxHeldPerSession). */
+  heldBytes = 0;
 
   constructor(private readonly o: PeerSetOptions) {
     this.params = o.params ?? protocolParams;
-    this.maxHeld = o.maxHeldPerSession ?? 4096;
+    this.maxHeld = o.maxHeldPerSession ?? 65_536;
   }
 
   upsert(peer: PeerEndpoint, isStatic: boolean, now: number, epoch?: number): void {
@@ -210,11 +216,12 @@ export class PeerSet {
       const p = ps[i];
       if (p.waitFor !== undefined) {
         const held = (p.held ??= []);
-        if (held.length >= this.maxHeld) {
-          held.shift();
+        held.push({ seq, payload });
+        this.heldBytes += payload.length + RECORD_HEADER_BYTES;
+        while (held.length > 1 && (held.length > this.maxHeld || this.heldOverBudget())) {
+          this.heldBytes -= held.shift()!.payload.length + RECORD_HEADER_BYTES;
           p.link.countAbandoned('held_overflow', 1);
         }
-        held.push({ seq, payload });
         continue;
       }
       p.lastPos = p.link.enqueue(s.id, seq, payload);
@@ -229,13 +236,25 @@ export class PeerSet {
     for (const cluster of this.unlinked) {
       let list = waiting.get(cluster);
       if (!list) waiting.set(cluster, (list = []));
-      if (list.length >= this.maxHeld) {
-        list.shift();
-        this.countNoMember(cluster, 1);
-      } else this.waitingCount.set(cluster, (this.waitingCount.get(cluster) ?? 0) + 1);
       list.push({ seq, payload });
+      this.heldBytes += payload.length + RECORD_HEADER_BYTES;
+      this.waitingCount.set(cluster, (this.waitingCount.get(cluster) ?? 0) + 1);
+      while (list.length > 1 && (list.length > this.maxHeld || this.heldOverBudget())) {
+        this.heldBytes -= list.shift()!.payload.length + RECORD_HEADER_BYTES;
+        this.waitingCount.set(cluster, this.waitingCount.get(cluster)! - 1);
+        this.countNoMember(cluster, 1);
+      }
     }
     this.waitingSessions.add(s);
+  }
+
+  private heldOverBudget(): boolean {
+    return this.heldBytes > this.o.retransmitBufferBytes();
+  }
+
+  /** Datagrams leave a held or waiting list (sent on, or given up). */
+  private unhold(list: ReadonlyArray<{ payload: Buffer }> | undefined): void {
+    if (list) for (const h of list) this.heldBytes -= h.payload.length + RECORD_HEADER_BYTES;
   }
 
   private countNoMember(cluster: string, n: number): void {
@@ -247,6 +266,7 @@ export class PeerSet {
     let n = 0;
     for (const [cluster, list] of s.waiting ?? []) {
       this.countNoMember(cluster, list.length);
+      this.unhold(list);
       this.waitingCount.set(cluster, (this.waitingCount.get(cluster) ?? 0) - list.length);
       n += list.length;
     }
@@ -296,6 +316,7 @@ export class PeerSet {
         p.held = old.held;
       } else if (old.waitFor !== undefined) {
         // Back to the replica it waited for: its own link keeps the order; send what was held.
+        this.unhold(old.held);
         for (const h of old.held ?? []) p.lastPos = link.enqueue(s.id, h.seq, h.payload);
         this.dirty.add(link);
       } else if (old.lastPos >= old.link.low) {
@@ -313,9 +334,10 @@ export class PeerSet {
         s.waiting.delete(p.cluster);
         this.waitingCount.set(p.cluster, (this.waitingCount.get(p.cluster) ?? 0) - list.length);
         if (p.waitFor !== undefined) {
-          p.held = [...list, ...(p.held ?? [])];
+          p.held = [...list, ...(p.held ?? [])]; // still held: the bytes stay counted
           continue;
         }
+        this.unhold(list);
         for (const h of list) p.lastPos = p.link.enqueue(s.id, h.seq, h.payload);
         this.dirty.add(p.link);
       }
@@ -330,6 +352,7 @@ export class PeerSet {
       for (const p of s.placements) {
         if (p.waitFor === undefined) continue;
         if (p.waitFor.link.low > p.waitFor.pos) {
+          this.unhold(p.held);
           for (const h of p.held ?? []) p.lastPos = p.link.enqueue(s.id, h.seq, h.payload);
           this.dirty.add(p.link);
           p.waitFor = undefined;
@@ -347,6 +370,7 @@ export class PeerSet {
     if (!this.barriers.delete(s)) return;
     for (const p of s.placements) {
       if (p.waitFor === undefined) continue;
+      this.unhold(p.held);
       for (const h of p.held ?? []) p.link.enqueue(s.id, h.seq, h.payload);
       this.dirty.add(p.link);
       p.waitFor = undefined;
@@ -454,6 +478,22 @@ export class PeerSet {
     let n = 0;
     for (const e of this.links.values()) n += e.link.close('shutdown');
     for (const s of [...this.waitingSessions]) n += this.dropWaiting(s);
+    for (const s of this.barriers)
+      for (const p of s.placements) {
+        const k = p.held?.length ?? 0;
+        p.link.countAbandoned('shutdown', k);
+        this.unhold(p.held);
+        p.held = p.waitFor = undefined;
+        n += k;
+      }
+    this.barriers.clear();
+    return n;
+  }
+
+  /** Datagrams held behind hand-over barriers (what a drain waits for too). */
+  get heldBehindBarriers(): number {
+    let n = 0;
+    for (const s of this.barriers) for (const p of s.placements) n += p.held?.length ?? 0;
     return n;
   }
 
