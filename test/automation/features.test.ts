@@ -142,6 +142,34 @@ describe('automation service: features', () => {
     assert.equal(own.json.total, 1);
   });
 
+  it('per-stack grants: a limited token reads only its stacks in the audit log and cannot purge', async () => {
+    // Before: GET /v1/audit gave a dev-* token every stack's entries (prod's actors and actions), and
+    // POST /v1/admin/purge let it delete every stack's history.
+    svc = await startTestService(engine);
+    const limited = svc.tokens.create('team-dev', 'operate', { stacks: ['dev-*'] }).token;
+    await waitForJob(svc, (await post('/v1/stacks/prod/up', { spec: VALID_SPEC })).json.jobId);
+    await waitForJob(svc, (await post('/v1/stacks/dev-1/up', { spec: VALID_SPEC }, {}, limited)).json.jobId);
+    const all = await api(svc.url, 'GET', '/v1/audit', { token: limited });
+    assert.equal(all.status, 403, `a dev-* token read ${all.json.total} audit entries of every stack`);
+    assert.match(all.json.error.message, /pass \?stack=/);
+    const prod = await api(svc.url, 'GET', '/v1/audit?stack=prod', { token: limited });
+    assert.equal(prod.status, 403);
+    const own = await api(svc.url, 'GET', '/v1/audit?stack=dev-1', { token: limited });
+    assert.equal(own.status, 200);
+    assert.ok(own.json.total > 0);
+    assert.ok(own.json.entries.every((e: { stack?: string }) => e.stack === 'dev-1'));
+    const purge = await api(svc.url, 'POST', '/v1/admin/purge', {
+      token: limited,
+      body: { olderThanDays: 1 },
+    });
+    assert.equal(purge.status, 403, 'a stack-limited token purged every stack');
+    const ok = await api(svc.url, 'POST', '/v1/admin/purge', {
+      token: svc.operate,
+      body: { olderThanDays: 1 },
+    });
+    assert.equal(ok.status, 200);
+  });
+
   it('webhooks: each finished job is POSTed, signed, and retried until accepted', async () => {
     const got: { headers: IncomingMessage['headers']; body: string }[] = [];
     let failures = 2;

@@ -1,8 +1,11 @@
 // Operators: the audit log (filters by stack, actor, action, result, time; cursor pagination with
-// a total) and the retention purge of old jobs, events and audit entries (itself audited).
+// a total) and the retention purge of old jobs, events and audit entries (itself audited). A token with
+// stack grants reads the log of its stacks only and cannot purge (it would delete other stacks' history).
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
+import { grantAllows } from '../../auth/tokens.ts';
 import { actorOf } from '../auth.ts';
+import { HttpError } from '../errors.ts';
 import { AuditEntry, errors, queryInt, stackName } from '../schemas.ts';
 import type { RouteContext } from './context.ts';
 
@@ -41,6 +44,14 @@ export function adminRoutes(ctx: RouteContext): FastifyPluginAsyncZod {
         },
       },
       async (req) => {
+        // A stack-limited token reads the log of one of its stacks at a time (as GET /v1/jobs).
+        const grants = req.token!.stacks;
+        if (grants && !(req.query.stack && grantAllows(grants, req.query.stack)))
+          throw new HttpError(
+            403,
+            'forbidden',
+            `this token is limited to the stacks ${grants.join(', ')}: pass ?stack=<one of them>`,
+          );
         const limit = req.query.limit ?? 100;
         const entries = store.listAudit({ ...req.query, limit });
         const last = entries.at(-1);
@@ -73,6 +84,14 @@ export function adminRoutes(ctx: RouteContext): FastifyPluginAsyncZod {
         },
       },
       async (req) => {
+        // A purge deletes every stack's history: only a token without stack grants may do it.
+        const grants = req.token!.stacks;
+        if (grants)
+          throw new HttpError(
+            403,
+            'forbidden',
+            `a purge removes every stack's history; this token is limited to the stacks ${grants.join(', ')}`,
+          );
         const before = new Date(Date.now() - req.body.olderThanDays * 86_400_000).toISOString();
         const removed = store.purge(before);
         store.audit({
