@@ -146,7 +146,7 @@ class Node {
       sessionIdleMs: () => 60_000,
       retransmitBufferBytes: () => 8 * 1024 * 1024,
       maxFrameBytes: () => 1352,
-      drop: () => {},
+      drop: (reason, n = 1) => sim.countDrop(reason, n),
       delivered: () => {},
       log: () => {},
     });
@@ -338,6 +338,8 @@ export class Simulation {
   private unroutableCount = 0;
   private deliveredCount = 0;
   private nextAddress = 1;
+  /** Frame drops counted by every core, per reason (the key checks below read them). */
+  readonly drops: Record<string, number> = {};
 
   constructor(readonly o: SimOptions) {
     this.rng = mulberry32(o.seed);
@@ -347,6 +349,10 @@ export class Simulation {
 
   keyRing(): KeyRing {
     return makeKeyRing(this.keys);
+  }
+
+  countDrop(reason: string, n: number): void {
+    this.drops[reason] = (this.drops[reason] ?? 0) + n;
   }
 
   liveNodes(): Node[] {
@@ -665,6 +671,12 @@ export class Simulation {
           );
       }
     }
+    // Link keys: every incarnation publishes its key, so none is ever missing; and while the cluster key
+    // does not rotate, restarts, lease lapses and scaling never make a real frame fail its MAC (frames of
+    // another incarnation are stale_epoch, checked before the MAC).
+    if (this.drops.no_peer_key) this.fail(`${this.drops.no_peer_key} frames dropped as no_peer_key`);
+    if (this.drops.bad_mac && !this.faults.key_rotation)
+      this.fail(`${this.drops.bad_mac} real frames failed their MAC without a key rotation`);
     return {
       seed: this.o.seed,
       ok: this.failures.length === 0,
