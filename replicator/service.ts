@@ -19,6 +19,7 @@ import type { PeerEndpoint } from './replication/peerLink.ts';
 import { NO_MEMBER, sessionHashKey } from './replication/peerSet.ts';
 import { DropReason, type ReplicatorSnapshot } from './observability/stats.ts';
 import type { KeyRing } from './protocol/frameAuth.ts';
+import { generateMemberKeyPair } from './protocol/memberKeys.ts';
 import { loadKeyRing, requireKey } from './replication/clusterKeys.ts';
 import { BackendSockets } from './delivery/backendSockets.ts';
 import { ReplicationCore, streamDrops } from './core/replicationCore.ts';
@@ -67,6 +68,8 @@ export class Replicator {
   private timers: NodeJS.Timeout[] = [];
   private ready = false;
   private keyRing: KeyRing;
+  /** This incarnation's X25519 key pair: in memory only; its public half goes into the member record. */
+  private readonly keyPair = generateMemberKeyPair();
   private admission: Admission;
   private draining = false;
   private lastIngressAt = 0;
@@ -201,6 +204,7 @@ export class Replicator {
             ingressPorts: cfg.ingress.ports,
             metricsPort: cfg.metrics.port,
             startedAt: new Date().toISOString(),
+            publicKey: this.keyPair.publicKey,
           },
         },
         this.log.child({ component: 'coordinator' }),
@@ -293,6 +297,8 @@ export class Replicator {
       transport,
       sink,
       keyRing: () => this.keyRing,
+      keyPair: this.keyPair,
+      legacyLinkKeys: () => this.cfg.replication.auth.legacyLinkKeys,
       reorderBufferDatagrams: () => this.cfg.delivery.reorderBufferDatagrams,
       sessionIdleMs: () => this.cfg.ingress.sessionIdleTimeoutMs,
       retransmitBufferBytes: () => this.cfg.replication.retransmitBufferBytes,

@@ -113,6 +113,12 @@ export const replicatorConfigSchema = z
             /** Accept unsigned frames (only while turning authentication on across the mesh). */
             allowUnsigned: z.boolean().default(false),
             /**
+             * Speak to members whose etcd record has no public key (replicators older than link keys v3)
+             * with the cluster-key-only link key, during a rolling upgrade. Off by default: their frames are
+             * dropped and counted (no_peer_key), because that key lets any key holder speak as them.
+             */
+            legacyLinkKeys: z.boolean().default(false),
+            /**
              * Run without any key on a non-loopback replication address. Off by default: without a key any
              * host that reaches the port could inject datagrams (docs/protocol.md, "Keys").
              */

@@ -1,5 +1,7 @@
 // The etcd key layout, in one place. Members are leased (they vanish with their replicator); epochs are
 // not (they must outlive every incarnation); dynamic config is written by operators or the platform.
+import { PUBLIC_KEY_PATTERN } from '../protocol/memberKeys.ts';
+
 export const keys = {
   root: (mesh: string) => `/udpmesh/${mesh}/`,
   membersPrefix: (mesh: string) => `/udpmesh/${mesh}/members/`,
@@ -25,6 +27,11 @@ export interface MemberRecord {
   metricsPort: number;
   epoch: number;
   startedAt: string;
+  /**
+   * This incarnation's X25519 public key (protocol/memberKeys.ts): peers key their link to it with it, so
+   * no other member can speak as this one. Absent in records of replicators older than link keys v3.
+   */
+  publicKey?: string;
 }
 
 export function parseMemberRecord(value: string): MemberRecord | undefined {
@@ -35,7 +42,9 @@ export function parseMemberRecord(value: string): MemberRecord | undefined {
       typeof v.cluster === 'string' &&
       typeof v.address === 'string' &&
       typeof v.port === 'number' &&
-      typeof v.epoch === 'number'
+      typeof v.epoch === 'number' &&
+      // A key that cannot be one is refused with the record: a peer must never fall back to a weaker key.
+      (v.publicKey === undefined || (typeof v.publicKey === 'string' && PUBLIC_KEY_PATTERN.test(v.publicKey)))
     ) {
       return v as MemberRecord;
     }

@@ -4,8 +4,10 @@
 // wires real sockets (service.ts), the simulator a virtual network and clock (test/simulation/).
 //
 // Order of checks on an incoming frame, cheapest and least trusting first: header parses; it is addressed
-// to this member; the sender is a known member (unknown senders get no state at all); the MAC verifies
-// under the link key; the frame decodes; the epochs are the current ones; the packet number is fresh.
+// to this member; the sender is a known member (unknown senders get no state at all); the epochs can be
+// the current ones (a key of another incarnation could not verify it anyway); the MAC verifies under the
+// link key, which takes the cluster key and the X25519 secret of this pair of incarnations; the frame
+// decodes; the epochs are the current ones; the packet number is fresh.
 import { InboundStream } from '../delivery/inboundStream.ts';
 import { hashString } from '../delivery/hashRing.ts';
 import {
@@ -17,6 +19,7 @@ import {
   type DataFrame,
 } from '../protocol/frame.ts';
 import { signFrame, verifyFrame, type FrameKey, type KeyRing } from '../protocol/frameAuth.ts';
+import { generateMemberKeyPair, linkSecret, type MemberKeyPair } from '../protocol/memberKeys.ts';
 import { protocolParams, type ProtocolParams } from '../protocol/params.ts';
 import { ReceiveWindow, WindowVerdict } from '../protocol/receiveWindow.ts';
 import { DropReason } from '../observability/stats.ts';
@@ -45,6 +48,13 @@ export interface CoreOptions {
   transport: Transport;
   sink: DeliverySink;
   keyRing: () => KeyRing;
+  /** This incarnation's X25519 key pair, published in its member record; generated when not given. */
+  keyPair?: MemberKeyPair;
+  /**
+   * Speak to members whose record has no public key (replicators older than link keys v3) with the
+   * cluster-key-only derivation, for a rolling upgrade. Off: their frames are dropped (no_peer_key).
+   */
+  legacyLinkKeys?: () => boolean;
   reorderBufferDatagrams: () => number;
   sessionIdleMs: () => number;
   retransmitBufferBytes: () => number;
@@ -65,10 +75,14 @@ export class ReplicationCore {
   readonly params: ProtocolParams;
   retiredDuplicates = 0;
   readonly retiredDropped = new Map<string, number>();
+  readonly keyPair: MemberKeyPair;
+  /** Peers already logged for having no usable public key (once per peer incarnation). */
+  private readonly keylessLogged = new Map<string, number>();
 
   constructor(private readonly o: CoreOptions) {
     this.params = o.params ?? protocolParams;
     this.selfHash = hashString(o.member);
+    const keyPair = (this.keyPair = o.keyPair ?? generateMemberKeyPair());
     this.peers = new PeerSet({
       member: o.member,
       cluster: o.cluster,
@@ -79,6 +93,7 @@ export class ReplicationCore {
       send: (frame, port, address, to) => this.sendFrame(frame, port, address, to),
       log: o.log,
       params: this.params,
+      linkSecret: (publicKey) => linkSecret(keyPair, publicKey),
     });
   }
 
@@ -95,7 +110,38 @@ export class ReplicationCore {
       this.peerKeys.delete(to);
       key = undefined;
     }
-    this.o.transport.send(signFrame(frame, ring, key), port, address);
+    const entry = this.peers.links.get(to);
+    const secret = entry ? this.linkSecretOf(entry, to) : undefined;
+    if (secret === null && ring.current !== undefined) {
+      this.o.drop(DropReason.NoPeerKey); // it could not verify what we sign, and must not get a weaker key
+      return;
+    }
+    this.o.transport.send(signFrame(frame, ring, key, secret ?? undefined), port, address);
+  }
+
+  /**
+   * The X25519 secret of the link with this peer: undefined for the cluster-key-only derivation (a static
+   * peer with no member record, or a keyless member under legacyLinkKeys), null when there is no usable
+   * key (a keyless member otherwise: dropped and counted no_peer_key, logged once per incarnation).
+   */
+  private linkSecretOf(entry: LinkEntry, peer: string): Buffer | undefined | null {
+    const k = entry.peerKey;
+    if (k === undefined) return undefined;
+    if (k?.secret !== undefined) return k.secret;
+    if (k === null && this.o.legacyLinkKeys?.()) return undefined;
+    const epoch = entry.link.peerEpoch ?? 0;
+    if (this.keylessLogged.get(peer) !== epoch) {
+      this.keylessLogged.set(peer, epoch);
+      this.o.log(
+        'warn',
+        { peer, epoch },
+        k === null
+          ? 'peer has no public key in its member record (a replicator older than link keys v3): frames ' +
+              'to and from it are dropped (no_peer_key); replication.auth.legacyLinkKeys allows it during an upgrade'
+          : 'peer published an unusable public key: frames to and from it are dropped (no_peer_key)',
+      );
+    }
+    return null;
   }
 
   // ---------------------------------------------------------------- inbound frames
@@ -115,7 +161,20 @@ export class ReplicationCore {
       this.o.drop(DropReason.UnknownSender);
       return;
     }
-    const auth = verifyFrame(raw, this.o.keyRing());
+    // Epochs before the MAC: a frame of another incarnation of either end cannot verify under this
+    // pair's keys, and is a straggler (stale_epoch), not a forgery (bad_mac). Checked again after decoding.
+    const k = entry.peerKey;
+    if ((k && h.senderEpoch !== k.epoch) || (h.type !== FrameType.Ping && h.receiverEpoch !== this.o.epoch)) {
+      this.o.drop(DropReason.StaleEpoch);
+      return;
+    }
+    const ring = this.o.keyRing();
+    const secret = this.linkSecretOf(entry, h.sender);
+    if (secret === null && ring.accepted.length > 0) {
+      this.o.drop(DropReason.NoPeerKey);
+      return;
+    }
+    const auth = verifyFrame(raw, ring, secret ?? undefined);
     if (!auth.ok) {
       this.o.drop(auth.reason === 'bad_mac' ? DropReason.BadMac : DropReason.Unauthenticated);
       return;
@@ -318,6 +377,7 @@ export class ReplicationCore {
     }
     this.peers.sweep(now);
     for (const id of this.peerKeys.keys()) if (!this.peers.links.has(id)) this.peerKeys.delete(id);
+    for (const id of this.keylessLogged.keys()) if (!this.peers.links.has(id)) this.keylessLogged.delete(id);
   }
 
   *inbound(): IterableIterator<InboundEntry> {

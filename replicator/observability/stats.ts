@@ -31,6 +31,8 @@ export const DropReason = {
   SendError: 'send_error',
   Unauthenticated: 'unauthenticated',
   BadMac: 'bad_mac',
+  /** A member whose record has no usable public key (an older replicator): nothing to or from it. */
+  NoPeerKey: 'no_peer_key',
   RateLimited: 'rate_limited',
   Denied: 'denied',
   NotAllowed: 'not_allowed',

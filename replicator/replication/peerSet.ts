@@ -31,6 +31,20 @@ export interface LinkEntry {
   departedAt: number | undefined;
   /** The peer's epoch came from its etcd record: frames claiming a newer one wait for the record. */
   epochFromMembership: boolean;
+  /**
+   * From the peer's member record: its incarnation's public key and our X25519 secret with it (computed
+   * once per peer incarnation). null: its record has no key (an older replicator); undefined: no record
+   * seen (a static peer), whose link keeps the cluster-key-only derivation (docs/protocol.md, "Keys").
+   */
+  peerKey?: PeerKey | null;
+}
+
+export interface PeerKey {
+  /** The incarnation the key belongs to: frames of any other sender epoch cannot verify under it. */
+  epoch: number;
+  publicKey: string;
+  /** Undefined when the key is unusable (counted no_peer_key, as a missing one). */
+  secret: Buffer | undefined;
 }
 
 /** Where one session's datagrams go in one remote cluster. */
@@ -72,6 +86,8 @@ export interface PeerSetOptions {
    * are abandoned (counted). All sessions together hold at most retransmitBufferBytes.
    */
   maxHeldPerSession?: number;
+  /** X25519 with our own private key (protocol/memberKeys.ts linkSecret); undefined: an unusable key. */
+  linkSecret?: (publicKey: string) => Buffer | undefined;
 }
 
 export class PeerSet {
@@ -108,10 +124,21 @@ export class PeerSet {
     this.maxHeld = o.maxHeldPerSession ?? 65_536;
   }
 
-  upsert(peer: PeerEndpoint, isStatic: boolean, now: number, epoch?: number): void {
+  /**
+   * `publicKey` comes with a member record only: a string, or null for a record without one (an older
+   * replicator); undefined leaves what the entry knows (a static peer's config says nothing about keys).
+   */
+  upsert(
+    peer: PeerEndpoint,
+    isStatic: boolean,
+    now: number,
+    epoch?: number,
+    publicKey?: string | null,
+  ): void {
     if (peer.id === this.o.member || peer.cluster === this.o.cluster) return;
     const e = this.links.get(peer.id);
     if (e) {
+      if (publicKey !== undefined && epoch !== undefined) this.learnKey(e, epoch, publicKey);
       e.link.peer = peer;
       e.departedAt = undefined;
       e.static ||= isStatic;
@@ -136,21 +163,44 @@ export class PeerSet {
       { send: (frame, port, address) => this.o.send(frame, port, address, peer.id) },
       now,
     );
-    this.links.set(peer.id, {
+    const entry: LinkEntry = {
       link,
       static: isStatic,
       departedAt: undefined,
       epochFromMembership: epoch !== undefined,
-    });
+    };
+    if (publicKey !== undefined && epoch !== undefined) this.learnKey(entry, epoch, publicKey);
+    this.links.set(peer.id, entry);
     this.o.log('info', { peer: peer.id, address: `${peer.address}:${peer.port}` }, 'peer joined');
     this.rebuildTargets();
+  }
+
+  /** A record's key for its incarnation; the X25519 runs only when the key changes (a new incarnation). */
+  private learnKey(e: LinkEntry, epoch: number, publicKey: string | null): void {
+    const k = e.peerKey;
+    if (k && epoch < k.epoch) return; // an older record never replaces a newer incarnation's key
+    if (publicKey === null) {
+      e.peerKey = null;
+      return;
+    }
+    if (k && k.publicKey === publicKey) {
+      k.epoch = epoch;
+      return;
+    }
+    e.peerKey = { epoch, publicKey, secret: this.o.linkSecret?.(publicKey) };
   }
 
   applyMembers(members: MemberRecord[], now: number): void {
     const seen = new Set<string>();
     for (const m of members) {
       seen.add(m.id);
-      this.upsert({ id: m.id, cluster: m.cluster, address: m.address, port: m.port }, false, now, m.epoch);
+      this.upsert(
+        { id: m.id, cluster: m.cluster, address: m.address, port: m.port },
+        false,
+        now,
+        m.epoch,
+        m.publicKey ?? null,
+      );
     }
     for (const [id, e] of this.links) {
       if (!seen.has(id) && !e.static && e.departedAt === undefined) {

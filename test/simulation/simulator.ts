@@ -6,17 +6,20 @@
 // Faults: partitions between clusters or around one replica, of any length (also longer than every
 // timeout), loss, duplication, reordering, delay spikes, process restarts (crash: state lost, new epoch),
 // lease expiry while the data path stays up, scale up and down, key rotation, and sessions whose sequence
-// starts just below 2^32.
+// starts just below 2^32. Every incarnation has its own X25519 key pair (derived from the seed, member
+// and epoch, so a replay is exact) published in its member record: frames use the real v3 link keys.
 //
 // Checks after the run (all faults healed, then a quiet period):
 //  - at least once: every datagram accepted by an origin incarnation that stayed up reached every other
 //    cluster, except as many as that origin counted abandoned towards that cluster;
 //  - per-session order: at each cluster, first deliveries of a session are in increasing seq;
 //  - no duplicate delivery within one receiving incarnation.
+import { createHash } from 'node:crypto';
 import { ReplicationCore } from '../../replicator/core/replicationCore.ts';
 import type { MemberRecord } from '../../replicator/coordination/keys.ts';
 import { hashString } from '../../replicator/delivery/hashRing.ts';
 import { makeKeyRing, type KeyRing } from '../../replicator/protocol/frameAuth.ts';
+import { memberKeyPairFromSeed, type MemberKeyPair } from '../../replicator/protocol/memberKeys.ts';
 import { protocolParams } from '../../replicator/protocol/params.ts';
 import { sessionHashKey, type OriginSession } from '../../replicator/replication/peerSet.ts';
 import { mulberry32, type Rng } from '../harness/prng.ts';
@@ -112,6 +115,7 @@ class Node {
   leaseOk = true;
   nextSession = 1;
   keyRing: KeyRing;
+  readonly keyPair: MemberKeyPair;
   flushScheduled = false;
 
   constructor(
@@ -123,10 +127,15 @@ class Node {
   ) {
     this.keyRing = sim.keyRing();
     const member = `${cluster}/${instance}`;
+    // Not from sim.rng: drawing from it would change every seed's run.
+    this.keyPair = memberKeyPairFromSeed(
+      createHash('sha256').update(`${sim.o.seed}|${member}|${epoch}`).digest(),
+    );
     this.core = new ReplicationCore({
       member,
       cluster,
       epoch,
+      keyPair: this.keyPair,
       now: () => sim.clock.now,
       transport: { send: (bytes, _port, addr) => sim.net.send(this.address, addr, bytes) },
       sink: {
@@ -140,7 +149,7 @@ class Node {
       sessionIdleMs: () => 60_000,
       retransmitBufferBytes: () => 8 * 1024 * 1024,
       maxFrameBytes: () => 1352,
-      drop: () => {},
+      drop: (reason, n = 1) => sim.countDrop(reason, n),
       delivered: () => {},
       log: () => {},
     });
@@ -257,6 +266,7 @@ class Etcd {
       metricsPort: 0,
       epoch: node.epoch,
       startedAt: '',
+      publicKey: node.keyPair.publicKey,
       expires: this.sim.clock.now + 3000,
       owner: node,
     });
@@ -326,6 +336,8 @@ export class Simulation {
   private unroutableCount = 0;
   private deliveredCount = 0;
   private nextAddress = 1;
+  /** Frame drops counted by every core, per reason (the key checks below read them). */
+  readonly drops: Record<string, number> = {};
 
   constructor(readonly o: SimOptions) {
     this.rng = mulberry32(o.seed);
@@ -335,6 +347,10 @@ export class Simulation {
 
   keyRing(): KeyRing {
     return makeKeyRing(this.keys);
+  }
+
+  countDrop(reason: string, n: number): void {
+    this.drops[reason] = (this.drops[reason] ?? 0) + n;
   }
 
   liveNodes(): Node[] {
@@ -659,6 +675,12 @@ export class Simulation {
           );
       }
     }
+    // Link keys: every incarnation publishes its key, so none is ever missing; and while the cluster key
+    // does not rotate, restarts, lease lapses and scaling never make a real frame fail its MAC (frames of
+    // another incarnation are stale_epoch, checked before the MAC).
+    if (this.drops.no_peer_key) this.fail(`${this.drops.no_peer_key} frames dropped as no_peer_key`);
+    if (this.drops.bad_mac && !this.faults.key_rotation)
+      this.fail(`${this.drops.bad_mac} real frames failed their MAC without a key rotation`);
     return {
       seed: this.o.seed,
       ok: this.failures.length === 0,

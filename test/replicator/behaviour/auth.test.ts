@@ -1,11 +1,19 @@
 // Frame authentication between real replicator processes: a shared cluster key, a replicator with the
 // wrong key, a key rollover across replicators with different key lists, a key file rotated on disk,
-// and unsigned frames injected into a keyed replicator's replication port.
+// unsigned frames injected into a keyed replicator's replication port, and a member holding the cluster
+// key that tries to speak as another (per-incarnation link keys, issue 10 D7).
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { encodeData } from '../../../replicator/protocol/frame.ts';
+import { parseMemberRecord, type MemberRecord } from '../../../replicator/coordination/keys.ts';
+import { encodeData, type FrameHeader } from '../../../replicator/protocol/frame.ts';
+import { makeKeyRing, signFrame } from '../../../replicator/protocol/frameAuth.ts';
+import {
+  generateMemberKeyPair,
+  linkSecret,
+  PUBLIC_KEY_PATTERN,
+} from '../../../replicator/protocol/memberKeys.ts';
 import { useEtcdCluster } from '../../harness/etcdFixture.ts';
 import { startLoad, type LoadRun } from '../../harness/loadClient.ts';
 import type { Mesh } from '../../harness/mesh.ts';
@@ -17,6 +25,8 @@ import {
   assertRunExactlyOnce,
   awaitRun,
   dropped,
+  etcdGetPrefix,
+  etcdPut,
   logRecords,
   metric,
   runReport,
@@ -236,5 +246,85 @@ describe('behaviour: frame authentication (cluster keys)', function () {
       'the injected frames of a non-member were dropped before any check that costs state',
     );
     assert.ok(gcp.proc.running, 'gcp still running');
+  });
+
+  // Before per-incarnation keys: AssertionError: gcp delivered 1 datagram(s) a member forged as aws
+  it('D7: a member with the cluster key and its own etcd record cannot speak as another member', async () => {
+    mesh = await startNodeMesh(
+      { etcd: etcd.cluster },
+      CLOUDS.map((cloud) => ({ cloud, env: { UDPMESH_CLUSTER_KEY: KEY_A } })),
+    );
+    const prefix = `/udpmesh/${mesh.name}/members/`;
+    const kv = await etcdGetPrefix(etcd.cluster.endpoints, prefix);
+    const rec = (id: string): MemberRecord => parseMemberRecord(kv.get(`${prefix}${id}`) ?? '')!;
+    for (const cloud of CLOUDS)
+      assert.match(rec(`${cloud}/${cloud}-0`)?.publicKey ?? '', PUBLIC_KEY_PATTERN, `${cloud}'s record`);
+    const aws = rec('aws/aws-0');
+    const gcp = rec('gcp/gcp-0');
+    // The insider: a member record of its own (etcd access) and the cluster key.
+    const evil = generateMemberKeyPair();
+    const evilRecord: MemberRecord = {
+      id: 'evil/evil-0',
+      cluster: 'evil',
+      instance: 'evil-0',
+      address: '127.0.0.1',
+      port: 9,
+      ingressPorts: [],
+      metricsPort: 0,
+      epoch: 1,
+      startedAt: new Date().toISOString(),
+      publicKey: evil.publicKey,
+    };
+    await etcdPut(etcd.cluster.endpoints, `${prefix}evil/evil-0`, JSON.stringify(evilRecord));
+    const ring = makeKeyRing([Buffer.from(KEY_A)]);
+    const gcpNode = mesh.node('gcp');
+    let packet = 0;
+    const frame = (h: Omit<FrameHeader, 'packet'>, session: number, secret?: Buffer): Buffer =>
+      signFrame(
+        encodeData({ ...h, packet: packet++ }, 0, [
+          { streamSeq: 0, session, seq: 0, payload: encodePayload(session, 0, 64) },
+        ]),
+        ring,
+        undefined,
+        secret,
+      );
+    // In its own name the insider is a member like any other: its frame is delivered (this proves the
+    // forger below computes link keys right, and that gcp has read its record).
+    const own = { sender: 'evil/evil-0', receiver: 'gcp/gcp-0', senderEpoch: 1, receiverEpoch: gcp.epoch };
+    const ownSession = 5151;
+    const deadline = Date.now() + 10_000;
+    while ((await gcpNode.backend.snapshot()).seqsBySession().get(ownSession) === undefined) {
+      assert.ok(Date.now() < deadline, 'gcp never accepted the insider in its own name');
+      await sendDatagrams(gcpNode.replicationPort, [
+        frame(own, ownSession, linkSecret(evil, gcp.publicKey!)),
+      ]);
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    // As aws: everything it can compute (the cluster key alone, its own X25519 secret with either end).
+    const before = await metric(gcpNode.proc, 'udpmesh_dropped_datagrams_total', { reason: 'bad_mac' });
+    const asAws = {
+      sender: 'aws/aws-0',
+      receiver: 'gcp/gcp-0',
+      senderEpoch: aws.epoch,
+      receiverEpoch: gcp.epoch,
+    };
+    const forgedSession = 4343;
+    await sendDatagrams(gcpNode.replicationPort, [
+      frame(asAws, forgedSession),
+      frame(asAws, forgedSession, linkSecret(evil, gcp.publicKey!)),
+      frame(asAws, forgedSession, linkSecret(evil, aws.publicKey!)),
+    ]);
+    await waitMetric(
+      gcpNode.proc,
+      'udpmesh_dropped_datagrams_total',
+      { reason: 'bad_mac' },
+      (v) => v >= before + 3,
+      'counts the 3 forged frames as bad_mac',
+    );
+    const forged = (await gcpNode.backend.snapshot()).seqsBySession().get(forgedSession);
+    assert.equal(forged, undefined, `gcp delivered ${forged?.length} datagram(s) a member forged as aws`);
+    // The real aws still replicates to gcp.
+    const run = await load('aws', 1, 5, 20);
+    await awaitRun(mesh, run.expected, CLOUDS, 20_000);
   });
 });
