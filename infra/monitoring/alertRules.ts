@@ -109,6 +109,19 @@ export function replicatorRules(t: AlertThresholds): RuleGroup {
         },
       },
       {
+        alert: 'UdpmeshClusterWithoutMembers',
+        // Datagrams wait at origins for a cluster of the mesh none of whose members they know (every
+        // record lapsed, or a decommissioned cluster whose epoch keys were left in etcd).
+        expr: 'max by (namespace, cluster) (udpmesh_waiting_for_member_datagrams) > 0',
+        for: '5m',
+        labels: { severity: 'warning' },
+        annotations: {
+          summary: 'A cluster of the mesh has no member known',
+          description:
+            'Replicators in {{ $labels.namespace }} keep {{ $value }} datagrams for cluster {{ $labels.cluster }}, of which no member is registered in etcd.',
+        },
+      },
+      {
         alert: 'UdpmeshEtcdUnreachable',
         expr: 'max by (namespace) (udpmesh_etcd_up) == 0',
         for: '5m',

@@ -58,6 +58,16 @@ const FIRES: Record<
     evalAt: '10m',
     labels: { namespace: 'udpmesh', peer: 'gcp', severity: 'critical' },
   },
+  UdpmeshClusterWithoutMembers: {
+    series: [
+      {
+        series: 'udpmesh_waiting_for_member_datagrams{namespace="udpmesh",pod="a",cluster="azure"}',
+        values: '40+10x30',
+      },
+    ],
+    evalAt: '10m',
+    labels: { namespace: 'udpmesh', cluster: 'azure', severity: 'warning' },
+  },
   UdpmeshEtcdUnreachable: {
     series: [{ series: 'udpmesh_etcd_up{namespace="udpmesh",pod="a"}', values: '0x30' }],
     evalAt: '10m',
