@@ -9,7 +9,15 @@
 // position below it is settled (received or skipped). The origin appends a session's datagrams in order,
 // so once the stream prefix is settled its session predecessors can never arrive any more: holding it
 // longer would only add latency. A receiver that started mid-stream (restart) needs no session history.
+// A session this receiver has no cursor for (its first datagram here) always waits for the prefix: the
+// origin sends the session's announcement before it (docs/protocol.md, control records), so the delivery
+// sink knows the client's address when the datagram reaches the backend.
+//
+// Control records (session 0, session announcements) are applied on arrival, in any order: each is
+// complete in itself, and announcements of different sessions need no order among them (one shared
+// session-0 order counted a moved older announcement `late`).
 import type { DataRecord } from '../protocol/frame.ts';
+import { CONTROL_SESSION } from './sessionAnnounce.ts';
 import { ReceiveWindow, WindowVerdict } from '../protocol/receiveWindow.ts';
 
 export interface InboundOptions {
@@ -115,8 +123,12 @@ export class InboundStream {
       this.counters.beyondWindow++;
       return;
     }
+    if (rec.session === CONTROL_SESSION) {
+      this.receiveControl(rec, now);
+      return;
+    }
     const cursor = this.cursors.get(rec.session);
-    const deliverable = (cursor ? rec.seq === cursor.next : rec.seq === 0) || s === this.window.base;
+    const deliverable = (cursor !== undefined && rec.seq === cursor.next) || s === this.window.base;
     if (!deliverable && this.pending.size >= this.opts.reorderLimit) {
       // Full: refuse it unrecorded rather than give up on a gap that a retransmission is about to fill.
       // Whatever fills the gap is deliverable and never refused, so this cannot deadlock.
@@ -130,13 +142,26 @@ export class InboundStream {
     this.window.mark(s);
     if (cursor && rec.seq < cursor.next) {
       this.counters.late++;
-    } else if ((cursor ? rec.seq === cursor.next : rec.seq === 0) || s < this.window.base) {
+    } else if ((cursor !== undefined && rec.seq === cursor.next) || s < this.window.base) {
       this.deliverNow(rec.session, rec.seq, rec.payload, now);
     } else {
       const c = cursor ?? this.newCursor(rec.session, now);
       (c.waiting ??= new Map()).set(rec.seq, s);
       this.pending.set(s, { session: rec.session, seq: rec.seq, payload: rec.payload });
     }
+    if (this.window.base > b0 && this.pending.size > 0) this.release(b0, this.window.base, now);
+  }
+
+  /** A control record: recorded like any position, handed on at once (never held, never late). */
+  private receiveControl(rec: DataRecord, now: number): void {
+    const s = rec.streamSeq;
+    this.counters.received++;
+    this.unacked++;
+    if (s > this.window.highest + 1) this.ackUrgent = true;
+    const b0 = this.window.base;
+    this.window.mark(s);
+    this.counters.delivered++;
+    this.deliver(rec.session, rec.seq, rec.payload);
     if (this.window.base > b0 && this.pending.size > 0) this.release(b0, this.window.base, now);
   }
 

@@ -93,6 +93,11 @@ export function decodeAnnounce(buf: Buffer): AnnounceDecode {
   return { ok: true, announce: { session, source, destination } };
 }
 
+/** The session an announcement is about (undefined for a payload that is not one), without decoding it all. */
+export function announcedSession(payload: Buffer): number | undefined {
+  return payload.length >= 5 && payload[0] === ANNOUNCE_KIND_ENDPOINT ? payload.readUInt32BE(1) : undefined;
+}
+
 /** True for an address the announcement can carry (an IP literal, as a socket reports it). */
 export function announceable(address: string): boolean {
   const a = unmapAddress(address);

@@ -17,6 +17,7 @@
 import { rendezvous, mix32 } from '../delivery/hashRing.ts';
 import type { MemberRecord } from '../coordination/keys.ts';
 import { protocolParams, type ProtocolParams } from '../protocol/params.ts';
+import { announcedSession, CONTROL_SESSION } from '../delivery/sessionAnnounce.ts';
 import { RECORD_HEADER_BYTES } from '../protocol/frame.ts';
 import { PeerLink, type PeerEndpoint } from './peerLink.ts';
 
@@ -257,10 +258,7 @@ export class PeerSet {
 
   /** Appends one datagram of a session to its replica in every remote cluster. */
   replicate(s: OriginSession, seq: number, payload: Buffer): void {
-    if (s.placementsVersion !== this.targetsVersion) {
-      if (s.placementsVersion < 0) this.sessions.set(s.id, s);
-      this.place(s);
-    }
+    if (s.placementsVersion !== this.targetsVersion) this.place(s);
     const ps = s.placements;
     for (let i = 0; i < ps.length; i++) {
       const p = ps[i];
@@ -346,6 +344,9 @@ export class PeerSet {
 
   /** Chooses the session's replicas again; a changed replica gets a barrier behind the old one's backlog. */
   private place(s: OriginSession): void {
+    // First placement: the session is live (a hand-over routes its moved backlog by its placements),
+    // whichever call placed it first (the ingress looks placements up before replicating).
+    if (s.placementsVersion < 0) this.sessions.set(s.id, s);
     const next: Placement[] = [];
     for (const cluster of this.remoteClusters.keys()) {
       const old = s.placements.find((p) => p.cluster === cluster);
@@ -463,8 +464,12 @@ export class PeerSet {
     const epoch = this.o.epoch;
     for (const r of records) {
       // A live session's records go where its newer datagrams go (or wait), ahead of them: one link, in
-      // order. Sessions that closed go to their rendezvous choice among the others.
-      const s = this.sessions.get(r.session);
+      // order. Sessions that closed go to their rendezvous choice among the others. A control record
+      // (a session announcement) goes where the session it announces goes, so that replica knows the
+      // session's client before its moved datagrams.
+      const control = r.session === CONTROL_SESSION;
+      const id = control ? (announcedSession(r.payload) ?? CONTROL_SESSION) : r.session;
+      const s = this.sessions.get(id);
       let to: PeerLink | undefined;
       let p: Placement | undefined;
       if (s) {
@@ -472,12 +477,16 @@ export class PeerSet {
         p = s.placements.find((x) => x.cluster === from.peer.cluster);
         if (p && p.link !== from) to = p.link;
       }
-      to ??= this.pick(from.peer.cluster, sessionHashKey(this.o.selfHash, epoch, r.session), from);
+      to ??= this.pick(from.peer.cluster, sessionHashKey(this.o.selfHash, epoch, id), from);
       if (!to || to === from) {
         from.countAbandoned('peer_gone', 1); // nowhere else to go in that cluster
         continue;
       }
       const pos = to.enqueue(r.session, r.seq, r.payload);
+      if (control) {
+        this.dirty.add(to);
+        continue; // not a datagram of the session: its last position there is unchanged
+      }
       // The moved records are the session's on `to` now, also while it waits behind a barrier: a later
       // change of replica must wait for them (simulator seed 2022: it did not when nothing new was held).
       if (p && p.link === to) p.lastPos = pos;

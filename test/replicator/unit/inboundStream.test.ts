@@ -133,14 +133,41 @@ describe('delivery/inboundStream', function () {
       const { rx, out } = receiver();
       rx.receive(rec(0, 1, 0), 0);
       rx.receive(rec(2, 1, 2), 0); // waits for 1:1
-      rx.receive(rec(3, 2, 0), 0); // another session's first datagram: no wait
-      assert.deepEqual(keys(out), ['1:0', '2:0']);
-      assert.equal(rx.pendingCount, 1);
+      rx.receive(rec(3, 2, 0), 0); // another session's first datagram: waits for the prefix (below)
+      assert.deepEqual(keys(out), ['1:0']);
+      assert.equal(rx.pendingCount, 2);
       rx.receive(rec(1, 1, 1), 0);
-      assert.deepEqual(keys(out), ['1:0', '2:0', '1:1', '1:2']);
+      assert.deepEqual(keys(out), ['1:0', '1:1', '1:2', '2:0']);
       assert.equal(rx.pendingCount, 0);
       assert.equal(rx.window.base, 4);
       assert.equal(rx.sessionCount, 2);
+    });
+
+    it("a session's first datagram waits until its announcement (sent before it) has arrived", () => {
+      // Before: a lost announcement (session 0 at position 0) let the session's first datagram through
+      // at once, and the backend got it with an address-less PROXY header (identity_unknown).
+      const { rx, out } = receiver();
+      rx.receive(rec(1, 5, 0), 0); // the announcement at position 0 was lost
+      assert.deepEqual(keys(out), [], "the session's first datagram overtook its announcement");
+      rx.receive(rec(0, 0, 0), 0); // retransmitted
+      assert.deepEqual(keys(out), ['0:0', '5:0']);
+      rx.receive(rec(2, 5, 1), 0); // the session's next: at once
+      assert.deepEqual(keys(out), ['0:0', '5:0', '5:1']);
+    });
+
+    it('control records are applied on arrival in any order, never held and never late', () => {
+      // Before: session 0 was one ordered session, so an older announcement (a moved backlog, a
+      // retransmission) arriving after a newer one was counted late (a loss reason) and dropped.
+      const { rx, out } = receiver();
+      rx.receive(rec(0, 7, 0), 0);
+      rx.receive(rec(2, 0, 9), 0); // newer announcement first (position 1 still missing)
+      rx.receive(rec(3, 0, 4), 0); // an older one after it
+      assert.deepEqual(keys(out), ['7:0', '0:9', '0:4']);
+      assert.equal(rx.counters.late, 0);
+      assert.equal(rx.pendingCount, 0);
+      rx.receive(rec(1, 7, 1), 0);
+      assert.equal(rx.window.base, 4);
+      assert.equal(rx.counters.delivered, 4);
     });
 
     it('duplicates are counted, not delivered, and make the next ACK urgent', () => {
@@ -240,7 +267,7 @@ describe('delivery/inboundStream', function () {
       assert.equal(rx.counters.beyondWindow, 1);
       assert.equal(out.length, 0);
       rx.receive(rec(31, 1, 0), 0);
-      assert.equal(out.length, 1);
+      assert.equal(rx.pendingCount, 1, 'recorded (a first datagram waits for the prefix)');
       rx.receive(rec(32, 2, 0), 0); // still beyond: base is 0
       assert.equal(rx.counters.beyondWindow, 2);
     });
@@ -257,10 +284,12 @@ describe('delivery/inboundStream', function () {
       assert.equal(rx.pendingCount, limit);
       assert.equal(rx.window.check(14), WindowVerdict.New, 'not recorded: a resend is accepted later');
       assert.deepEqual(rx.ackState(8, 0).ranges, [[10, 13]], 'not acknowledged');
-      // Deliverable datagrams are never refused: a session's next seq, a new session's seq 0, the base.
+      // A new session's first datagram waits for the prefix (its announcement), so it is refused too.
       rx.receive(rec(20, 300, 0), 2);
+      assert.equal(rx.counters.reorderFull, 3);
+      // Deliverable datagrams are never refused: a session's next seq, the base.
       rx.receive(rec(0, 100, 0), 2); // the base: delivers 100:0 and releases 100:1
-      assert.deepEqual(keys(out), ['300:0', '100:0', '100:1']);
+      assert.deepEqual(keys(out), ['100:0', '100:1']);
       assert.equal(rx.pendingCount, 3);
       // Room again: the sender's resend of 14 is held; then the gap fills and everything follows in order.
       rx.receive(rec(14, 104, 1), 3);
@@ -268,10 +297,10 @@ describe('delivery/inboundStream', function () {
       for (const p of [1, 2, 3, 4, 5]) rx.receive(rec(p, 100 + p, 0), 4);
       rx.receive(rec(15, 105, 1), 5);
       assert.equal(rx.pendingCount, 0);
-      assert.equal(out.length, 13);
+      assert.equal(out.length, 12);
       const sent = [...Array(6).keys()].flatMap((i) => [rec(i, 100 + i, 0), rec(10 + i, 100 + i, 1)]);
-      assertSafe(out, [...sent, rec(20, 300, 0)]);
-      assert.equal(rx.counters.reorderFull, 2);
+      assertSafe(out, sent);
+      assert.equal(rx.counters.reorderFull, 3);
       assert.equal(rx.counters.duplicates, 0);
     });
 

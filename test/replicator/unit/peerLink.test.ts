@@ -536,7 +536,8 @@ describe('replication/peerLink', function () {
       for (let k = 0; k < 3 && produced < total; k++) {
         let s = Math.floor(rnd() * o.sessions);
         while (nextSeq[s] >= o.perSession) s = (s + 1) % o.sessions;
-        link.enqueue(s, nextSeq[s]++, payload(produced++, 20 + Math.floor(rnd() * 300)));
+        // Sessions are numbered from 1, as the ingress does (session 0 carries control records).
+        link.enqueue(s + 1, nextSeq[s]++, payload(produced++, 20 + Math.floor(rnd() * 300)));
         maxBytesSeen = Math.max(maxBytesSeen, link.bytes);
       }
       // Deliver what has arrived, in arrival order (jitter reorders).

@@ -3,6 +3,8 @@
 import assert from 'node:assert/strict';
 import type { MemberRecord } from '../../../replicator/coordination/keys.ts';
 import { decodeFrame, FrameType } from '../../../replicator/protocol/frame.ts';
+import { rendezvous } from '../../../replicator/delivery/hashRing.ts';
+import { CONTROL_SESSION, encodeAnnounce } from '../../../replicator/delivery/sessionAnnounce.ts';
 import { protocolParams } from '../../../replicator/protocol/params.ts';
 import { PeerSet, sessionHashKey, type OriginSession } from '../../../replicator/replication/peerSet.ts';
 
@@ -19,7 +21,7 @@ const member = (instance: string, i: number): MemberRecord => ({
   startedAt: '',
 });
 
-function harness() {
+function harness(instances = ['a', 'b']) {
   const clock = { now: 1000 };
   /** Outstanding PING timestamps per peer, so the test can answer them (the link accepts only those). */
   const pings = new Map<string, number[]>();
@@ -37,7 +39,10 @@ function harness() {
     },
     log: () => {},
   });
-  set.applyMembers([member('a', 1), member('b', 2)], clock.now);
+  set.applyMembers(
+    instances.map((id, i) => member(id, i + 1)),
+    clock.now,
+  );
   const link = (id: string) => set.links.get(`gcp/${id}`)!.link;
   /** The peer answers its outstanding pings: it is heard from again. */
   const hear = (id: string): void => {
@@ -72,7 +77,8 @@ function sessionOn(set: PeerSet, want: string): OriginSession {
 }
 
 describe('peer set: hand-over barrier', () => {
-  it('a backlog moved while the session waited, then the original replica returns: new datagrams wait for the moved backlog', () => {
+  /** `asIngress`: placementsOf before every datagram, as the ingress does (it announces the session). */
+  const movedThenBack = (asIngress: boolean) => () => {
     // Simulator seed 2022: the origin was cut off from both replicas, the session kept appending to its
     // replica (no live one to move to); the other replica came back first and received the moved backlog
     // while the session waited behind a barrier with nothing held, so the session's last position there
@@ -82,7 +88,10 @@ describe('peer set: hand-over barrier', () => {
     const s = sessionOn(h.set, 'a');
     let seq = 0;
     const send = (n: number): void => {
-      for (let i = 0; i < n; i++) h.set.replicate(s, seq++, Buffer.alloc(20));
+      for (let i = 0; i < n; i++) {
+        if (asIngress) h.set.placementsOf(s);
+        h.set.replicate(s, seq++, Buffer.alloc(20));
+      }
       h.set.flushDirty(h.clock.now);
     };
     send(10);
@@ -112,7 +121,19 @@ describe('peer set: hand-over barrier', () => {
       'seq 20 went to a while seq 0-19 were still unacknowledged at b: a delivers it first',
     );
     assert.equal(h.set.barriers.has(s), true);
-  });
+  };
+
+  it(
+    'a backlog moved while the session waited, then the original replica returns: new datagrams wait for the moved backlog',
+    movedThenBack(false),
+  );
+
+  it(
+    'the same with the ingress call order (placements looked up before each datagram): the session is known to the hand-over',
+    // Before: a session whose placements were looked up before its first datagram was never registered
+    // as live, so a hand-over moved its backlog without updating the session's last position.
+    movedThenBack(true),
+  );
 });
 
 describe('peer set: a cluster of the mesh with no member known', () => {
@@ -192,5 +213,42 @@ describe('peer set: datagrams held behind a barrier', () => {
     assert.equal(h.set.close(), 10 + 6000);
     assert.equal(h.link('b').counters.abandoned.shutdown, 6000, 'held datagrams are counted at stop');
     assert.equal(h.set.heldBytes, 0);
+  });
+});
+
+describe('peer set: a moved backlog and session announcements', () => {
+  it("a session's announcement moves to the replica its datagrams move to", () => {
+    // Before: moved control records went to session 0's rendezvous choice, so the replica that got the
+    // session's moved datagrams never learnt its client (identity_unknown for every one of them). The
+    // session is driven as the ingress does: placementsOf, the announcement, then its datagrams.
+    const ids = ['gcp/a', 'gcp/b', 'gcp/c'];
+    const choice = (among: string[], id: number) => rendezvous(among, (x) => x, sessionHashKey(42, 1, id));
+    const id = [...Array(1000).keys()]
+      .map((i) => i + 1)
+      .find((i) => choice(ids, i) === 'gcp/a' && choice(ids.slice(1), i) !== choice(ids.slice(1), 0))!;
+    const h = harness(['a', 'b', 'c']);
+    const s: OriginSession = {
+      id,
+      hashKey: sessionHashKey(42, 1, id),
+      placements: [],
+      placementsVersion: -1,
+    };
+    assert.equal(h.set.placementsOf(s)[0]!.link.peer.id, 'gcp/a');
+    const announce = encodeAnnounce({
+      session: id,
+      source: { address: '198.51.100.7', port: 40000 },
+      destination: undefined,
+    });
+    h.set.replicateControl(s, CONTROL_SESSION, 0, announce);
+    for (let seq = 0; seq < 5; seq++) {
+      h.set.placementsOf(s);
+      h.set.replicate(s, seq, Buffer.alloc(10));
+    }
+    h.set.flushDirty(h.clock.now);
+    h.advance(protocolParams.peerDownAfterMs + protocolParams.handoverAfterMs + 100, ['b', 'c']);
+    assert.equal(h.link('a').lag, 0, 'the backlog moved');
+    const target = h.set.placementsOf(s)[0]!.link;
+    assert.equal(target.peer.id, choice(ids.slice(1), id));
+    assert.equal(target.lag, 6, "the announcement went elsewhere than the session's 5 datagrams");
   });
 });
