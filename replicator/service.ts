@@ -306,6 +306,11 @@ export class Replicator {
       drop: (reason, n = 1) => this.drop(reason as DropReason, n),
       delivered: (origin) => this.countDelivered(origin),
       log: (level, obj, msg) => this.log[level](obj, msg),
+      announce: (s) => {
+        // The peer set passes back the sessions the ingress gave it (ClientSession objects).
+        const payload = this.sessions.announceNow(s as ClientSession);
+        return payload && { seq: this.controlSeq++, payload };
+      },
     });
   }
 

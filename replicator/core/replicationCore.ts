@@ -23,7 +23,7 @@ import { generateMemberKeyPair, linkSecret, type MemberKeyPair } from '../protoc
 import { protocolParams, type ProtocolParams } from '../protocol/params.ts';
 import { ReceiveWindow, WindowVerdict } from '../protocol/receiveWindow.ts';
 import { DropReason } from '../observability/stats.ts';
-import { PeerSet, sessionHashKey, type LinkEntry } from '../replication/peerSet.ts';
+import { PeerSet, sessionHashKey, type LinkEntry, type PeerSetOptions } from '../replication/peerSet.ts';
 import { CONTROL_SESSION, type DeliverySink, type OriginIncarnation } from './deliverySink.ts';
 import type { Transport } from './transport.ts';
 
@@ -62,6 +62,8 @@ export interface CoreOptions {
   drop: (reason: string, n?: number) => void;
   delivered: (originCluster: string) => void;
   log: (level: 'info' | 'warn', obj: Record<string, unknown>, msg: string) => void;
+  /** Session announcements for datagrams the peer set moves on its own (PeerSetOptions.announce). */
+  announce?: PeerSetOptions['announce'];
   params?: ProtocolParams;
 }
 
@@ -92,6 +94,7 @@ export class ReplicationCore {
       maxFrameBytes: o.maxFrameBytes,
       send: (frame, port, address, to) => this.sendFrame(frame, port, address, to),
       log: o.log,
+      announce: o.announce,
       params: this.params,
       linkSecret: (publicKey) => linkSecret(keyPair, publicKey),
     });

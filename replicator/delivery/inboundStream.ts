@@ -48,6 +48,8 @@ export interface InboundCounters {
 export type Deliver = (session: number, seq: number, payload: Buffer) => void;
 
 interface Cursor {
+  /** Set once the session delivered here (a cursor made for waiting datagrams is not: see the header). */
+  live?: true;
   next: number;
   lastSeen: number;
   /** seq -> stream position of datagrams waiting for this session's turn. */
@@ -128,7 +130,7 @@ export class InboundStream {
       return;
     }
     const cursor = this.cursors.get(rec.session);
-    const deliverable = (cursor !== undefined && rec.seq === cursor.next) || s === this.window.base;
+    const deliverable = (cursor?.live === true && rec.seq === cursor.next) || s === this.window.base;
     if (!deliverable && this.pending.size >= this.opts.reorderLimit) {
       // Full: refuse it unrecorded rather than give up on a gap that a retransmission is about to fill.
       // Whatever fills the gap is deliverable and never refused, so this cannot deadlock.
@@ -142,7 +144,7 @@ export class InboundStream {
     this.window.mark(s);
     if (cursor && rec.seq < cursor.next) {
       this.counters.late++;
-    } else if ((cursor !== undefined && rec.seq === cursor.next) || s < this.window.base) {
+    } else if ((cursor?.live === true && rec.seq === cursor.next) || s < this.window.base) {
       this.deliverNow(rec.session, rec.seq, rec.payload, now);
     } else {
       const c = cursor ?? this.newCursor(rec.session, now);
@@ -217,6 +219,7 @@ export class InboundStream {
 
   private deliverNow(session: number, seq: number, payload: Buffer, now: number): void {
     const c = this.cursors.get(session) ?? this.newCursor(session, now);
+    c.live = true;
     c.next = seq + 1;
     c.lastSeen = now;
     this.counters.delivered++;

@@ -151,6 +151,15 @@ export class SessionDelivery {
     const last = this.announced.get(s);
     if (last && now - last.at < ANNOUNCE_REFRESH_MS && sameTargets(last.targets, targets)) return undefined;
     this.announced.set(s, { at: now, targets });
+    return this.announceNow(s);
+  }
+
+  /**
+   * The announcement of s now, whatever was sent before (proxy-v2 only): for datagrams of s that the
+   * peer set moves to another replica on its own, which must learn the session before them.
+   */
+  announceNow(s: OriginSession): Buffer | undefined {
+    if (this.opts.mode !== 'proxy-v2' || !announceable(s.address)) return undefined;
     this.counters.announcementsSent++;
     return encodeAnnounce({
       session: s.id,

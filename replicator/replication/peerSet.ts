@@ -81,6 +81,13 @@ export interface PeerSetOptions {
   maxFrameBytes: () => number;
   send: (frame: Buffer, port: number, address: string, to: string) => void;
   log: (level: 'info' | 'warn', obj: Record<string, unknown>, msg: string) => void;
+  /**
+   * A session announcement (a control record, delivery/sessionAnnounce.ts) for s, to put on a link ahead
+   * of s's datagrams that the peer set moves there on its own (a hand-over's moved backlog, datagrams
+   * that waited for a member): the ingress announces only ahead of new datagrams. Undefined when the
+   * session identity mode sends none.
+   */
+  announce?: (s: OriginSession) => { seq: number; payload: Buffer } | undefined;
   params?: ProtocolParams;
   /**
    * Most datagrams one session holds behind a barrier or for a member-less cluster; beyond, its oldest
@@ -106,6 +113,8 @@ export class PeerSet {
   /** Live origin sessions by id: a moved backlog goes where each session's newer datagrams go. */
   private readonly sessions = new Map<number, OriginSession>();
   readonly dirty = new Set<PeerLink>();
+  /** Links of members that left the membership (kept for their retention, not chosen for sessions). */
+  private readonly departed = new Set<PeerLink>();
   /** Every remote cluster of the mesh this process knows of (it only grows within an incarnation). */
   readonly clusters = new Set<string>();
   /** Known clusters without any link: sessions' datagrams for them wait (see the header). */
@@ -142,6 +151,7 @@ export class PeerSet {
       if (publicKey !== undefined && epoch !== undefined) this.learnKey(e, epoch, publicKey);
       e.link.peer = peer;
       e.departedAt = undefined;
+      this.departed.delete(e.link);
       e.static ||= isStatic;
       if (epoch !== undefined) {
         e.epochFromMembership = true;
@@ -207,6 +217,7 @@ export class PeerSet {
       if (!seen.has(id) && !e.static && e.departedAt === undefined) {
         // Keep its backlog for a while: a replica that restarts under the same name catches up.
         e.departedAt = now;
+        this.departed.add(e.link);
         this.o.log('warn', { peer: id, lag: e.link.lag }, 'peer left the membership; keeping its backlog');
       }
     }
@@ -249,8 +260,12 @@ export class PeerSet {
     if (!links) return undefined;
     const candidates = exclude ? links.filter((l) => l !== exclude) : links;
     const live = candidates.filter((l) => l.state === 'up');
+    // A member that left (a drained replica) takes no new sessions while another live one remains: it
+    // still acknowledges what it holds, and its sessions move behind a barrier (chaos: a SIGTERM drain
+    // stalled its sessions ~5 s, until the departed replica went down and its backlog was handed over).
+    const staying = this.departed.size > 0 ? live.filter((l) => !this.departed.has(l)) : live;
     return rendezvous(
-      live.length > 0 ? live : candidates.length > 0 ? candidates : links,
+      staying.length > 0 ? staying : live.length > 0 ? live : candidates.length > 0 ? candidates : links,
       (l) => l.peer.id,
       hashKey,
     );
@@ -303,6 +318,12 @@ export class PeerSet {
   /** Datagrams leave a held or waiting list (sent on, or given up). */
   private unhold(list: ReadonlyArray<{ payload: Buffer }> | undefined): void {
     if (list) for (const h of list) this.heldBytes -= h.payload.length + RECORD_HEADER_BYTES;
+  }
+
+  /** Puts s's announcement on `link` (ahead of datagrams of s the peer set sends there on its own). */
+  private announceOn(s: OriginSession, link: PeerLink): void {
+    const a = this.o.announce?.(s);
+    if (a) link.enqueue(CONTROL_SESSION, a.seq, a.payload);
   }
 
   private countNoMember(cluster: string, n: number): void {
@@ -389,6 +410,7 @@ export class PeerSet {
           continue;
         }
         this.unhold(list);
+        this.announceOn(s, p.link);
         for (const h of list) p.lastPos = p.link.enqueue(s.id, h.seq, h.payload);
         this.dirty.add(p.link);
       }
@@ -462,6 +484,8 @@ export class PeerSet {
   private moveBacklog(from: PeerLink): void {
     const records = from.abandon('handover');
     const epoch = this.o.epoch;
+    /** Live sessions announced on their new link during this move (ahead of their first moved datagram). */
+    const announced = new Set<OriginSession>();
     for (const r of records) {
       // A live session's records go where its newer datagrams go (or wait), ahead of them: one link, in
       // order. Sessions that closed go to their rendezvous choice among the others. A control record
@@ -481,6 +505,10 @@ export class PeerSet {
       if (!to || to === from) {
         from.countAbandoned('peer_gone', 1); // nowhere else to go in that cluster
         continue;
+      }
+      if (!control && s && !announced.has(s)) {
+        announced.add(s);
+        this.announceOn(s, to);
       }
       const pos = to.enqueue(r.session, r.seq, r.payload);
       if (control) {
@@ -519,6 +547,7 @@ export class PeerSet {
           abandoned: sumRecords(prev?.abandoned, c.abandoned),
         });
         this.links.delete(id);
+        this.departed.delete(e.link);
         this.o.log('warn', { peer: id, lost }, 'peer gone for longer than the retention: backlog dropped');
         this.rebuildTargets();
       }

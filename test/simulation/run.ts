@@ -57,7 +57,7 @@ for (const seed of list) {
   simulatedMs += r.simulatedMs;
   accepted += r.accepted;
   for (const [k, v] of Object.entries(r.faults)) faults[k] = (faults[k] ?? 0) + v;
-  const summary = `seed ${seed}: ${r.ok ? 'ok' : 'FAILED'} (${(r.simulatedMs / 1000).toFixed(0)} s simulated, ${r.accepted} accepted, ${r.abandoned} abandoned and counted ${JSON.stringify(r.abandonedByReason)}, ${r.unroutable} unroutable, faults ${JSON.stringify(r.faults)})`;
+  const summary = `seed ${seed}: ${r.ok ? 'ok' : 'FAILED'} (${(r.simulatedMs / 1000).toFixed(0)} s simulated, ${r.accepted} accepted, ${r.abandoned} abandoned and counted ${JSON.stringify(r.abandonedByReason)}, ${r.unroutable} accepted before a member of some cluster was known, ${r.identityUnknown} delivered before their (older) session was announced to a restarted receiver, faults ${JSON.stringify(r.faults)})`;
   console.log(summary);
   if (!r.ok) {
     failed++;

@@ -21,7 +21,13 @@ import { hashString } from '../../replicator/delivery/hashRing.ts';
 import { makeKeyRing, type KeyRing } from '../../replicator/protocol/frameAuth.ts';
 import { memberKeyPairFromSeed, type MemberKeyPair } from '../../replicator/protocol/memberKeys.ts';
 import { protocolParams } from '../../replicator/protocol/params.ts';
-import { sessionHashKey, type OriginSession } from '../../replicator/replication/peerSet.ts';
+import { sessionHashKey, type OriginSession, type Placement } from '../../replicator/replication/peerSet.ts';
+import {
+  ANNOUNCE_REFRESH_MS,
+  announcedSession,
+  CONTROL_SESSION,
+  encodeAnnounce,
+} from '../../replicator/delivery/sessionAnnounce.ts';
 import { mulberry32, type Rng } from '../harness/prng.ts';
 
 // ------------------------------------------------------------------------------------------ clock
@@ -105,12 +111,21 @@ export interface SimReport {
    * (no exemption: they must arrive, or be counted no_member).
    */
   unroutable: number;
+  /** Remote deliveries of sessions not identified at the receiver (older than it: refresh limit). */
+  identityUnknown: number;
   faults: Record<string, number>;
 }
 
 class Node {
   core: ReplicationCore;
-  readonly sessions = new Map<string, OriginSession & { nextSeq: number }>();
+  readonly sessions = new Map<
+    string,
+    OriginSession & { nextSeq: number; announcedTo?: readonly Placement[]; announcedAt?: number }
+  >();
+  /** Sessions whose announcement this incarnation applied: origin#epoch#session. */
+  readonly identified = new Set<string>();
+  readonly startedAt: number;
+  private controlSeq = 0;
   alive = true;
   leaseOk = true;
   nextSession = 1;
@@ -126,6 +141,7 @@ class Node {
     readonly address: string,
   ) {
     this.keyRing = sim.keyRing();
+    this.startedAt = sim.clock.now;
     const member = `${cluster}/${instance}`;
     // Not from sim.rng: drawing from it would change every seed's run.
     this.keyPair = memberKeyPairFromSeed(
@@ -141,7 +157,13 @@ class Node {
       sink: {
         deliver: (s, seq) => {
           sim.recordDelivery(this, s.origin, s.originEpoch, s.session, seq);
+          sim.checkIdentity(this, s.origin, s.originEpoch, s.session);
           return true;
+        },
+        // Session announcements (delivery/sessionAnnounce.ts), as a proxy-v2 delivery sink applies them.
+        control: (origin, payload) => {
+          const session = announcedSession(payload);
+          if (session !== undefined) this.identified.add(`${origin.member}#${origin.epoch}#${session}`);
         },
       },
       keyRing: () => this.keyRing,
@@ -152,11 +174,20 @@ class Node {
       drop: (reason, n = 1) => sim.countDrop(reason, n),
       delivered: () => {},
       log: () => {},
+      announce: (s) => ({ seq: this.controlSeq++, payload: this.announcement(s.id) }),
     });
   }
 
   get member(): string {
     return `${this.cluster}/${this.instance}`;
+  }
+
+  private announcement(session: number): Buffer {
+    return encodeAnnounce({
+      session,
+      source: { address: '192.0.2.1', port: 1024 + (session % 60000) },
+      destination: undefined,
+    });
   }
 
   /** A client datagram accepted at this ingress: delivered locally, appended for every other cluster. */
@@ -176,6 +207,22 @@ class Node {
     const seq = s.nextSeq++;
     this.sim.recordAccepted(this, s.id, seq);
     this.sim.recordDelivery(this, this.member, this.epoch, s.id, seq);
+    // As the ingress does (service.ts): placements first; the session is announced ahead of its next
+    // datagram whenever its replicas changed and every ANNOUNCE_REFRESH_MS (proxy-v2 session identity),
+    // then the datagram. Placement objects are compared by identity as SessionDelivery.announcement
+    // does: a placement that changed and came back is a new object, so the session is announced again.
+    const placements = this.core.peers.placementsOf(s);
+    const a = s.announcedTo;
+    const now = this.sim.clock.now;
+    if (
+      placements.length > 0 &&
+      (!(a && a.length === placements.length && a.every((p, i) => p === placements[i])) ||
+        now - (s.announcedAt ?? 0) >= ANNOUNCE_REFRESH_MS)
+    ) {
+      s.announcedTo = [...placements];
+      s.announcedAt = now;
+      this.core.peers.replicateControl(s, CONTROL_SESSION, this.controlSeq++, this.announcement(s.id));
+    }
     this.core.peers.replicate(s, seq, payload);
     if (!this.flushScheduled) {
       this.flushScheduled = true;
@@ -349,6 +396,28 @@ export class Simulation {
     return makeKeyRing(this.keys);
   }
 
+  /** Origin#epoch#session -> when its first datagram was accepted. */
+  private readonly sessionStart = new Map<string, number>();
+  identityUnknown = 0;
+
+  /**
+   * A session that started after the receiving incarnation did must be identified there before its
+   * datagrams are delivered (its announcement travels ahead of them, also through hand-overs). Sessions
+   * older than the receiver learn their address from the periodic refresh (a documented limit).
+   */
+  checkIdentity(at: Node, origin: string, originEpoch: number, session: number): void {
+    const k = `${origin}#${originEpoch}#${session}`;
+    if (at.identified.has(k)) return;
+    this.identityUnknown++;
+    const started = this.sessionStart.get(k);
+    if (started === undefined || started <= at.startedAt) return;
+    // An announcement the origin gave up (its retransmit buffer overflowed, counted) leaves the session's
+    // later datagrams without it: counted at the origin, identity_unknown at the receiver, allowed.
+    const o = this.nodes.find((n) => n.member === origin && n.epoch === originEpoch);
+    if ((o?.core.peers.links.get(at.member)?.link.counters.abandoned.overflow ?? 0) > 0) return;
+    this.fail(`identity unknown at ${at.member}#${at.epoch}: ${k} (started after the receiver)`);
+  }
+
   countDrop(reason: string, n: number): void {
     this.drops[reason] = (this.drops[reason] ?? 0) + n;
   }
@@ -370,7 +439,10 @@ export class Simulation {
     let m = this.accepted.get(k);
     if (!m) this.accepted.set(k, (m = new Map()));
     let s = m.get(session);
-    if (!s) m.set(session, (s = new Set()));
+    if (!s) {
+      m.set(session, (s = new Set()));
+      this.sessionStart.set(`${k}#${session}`, this.clock.now);
+    }
     s.add(seq);
     this.acceptedCount++;
     const known = new Set([...n.core.peers.links.values()].map((e) => e.link.peer.cluster));
@@ -691,6 +763,7 @@ export class Simulation {
       abandoned: abandonedTotal,
       abandonedByReason: byReason,
       unroutable: this.unroutableCount,
+      identityUnknown: this.identityUnknown,
       faults: this.faults,
     };
   }

@@ -155,6 +155,19 @@ describe('delivery/inboundStream', function () {
       assert.deepEqual(keys(out), ['0:0', '5:0', '5:1']);
     });
 
+    it("a session's first datagram waits for the prefix also when later ones of it arrived first", () => {
+      // Simulator seed 7027: a resent backlog brought seq 30.. of a session first (they waited, which made
+      // a cursor with next 0), then seq 0 was taken for "the session's next" and delivered before the
+      // announcement below it had arrived.
+      const { rx, out } = receiver();
+      rx.receive(rec(3, 5, 1), 0); // waits
+      rx.receive(rec(2, 5, 0), 0); // the announcement at position 1 is still missing
+      assert.deepEqual(keys(out), [], 'seq 0 was delivered before its announcement');
+      rx.receive(rec(0, 9, 0), 0);
+      rx.receive(rec(1, 0, 0), 0);
+      assert.deepEqual(keys(out), ['9:0', '0:0', '5:0', '5:1']);
+    });
+
     it('control records are applied on arrival in any order, never held and never late', () => {
       // Before: session 0 was one ordered session, so an older announcement (a moved backlog, a
       // retransmission) arriving after a newer one was counted late (a loss reason) and dropped.

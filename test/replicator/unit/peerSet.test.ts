@@ -252,3 +252,26 @@ describe('peer set: a moved backlog and session announcements', () => {
     assert.equal(target.lag, 6, "the announcement went elsewhere than the session's 5 datagrams");
   });
 });
+
+describe('peer set: a member that left the membership', () => {
+  it('takes no new datagrams while another replica of its cluster is live; they wait for its backlog', () => {
+    // Chaos (SIGTERM drain of one of two gcp replicas): the drained replica left etcd at once, but the
+    // origin kept sending its sessions to it until it went down and its backlog was handed over (~5 s).
+    const h = harness();
+    const s = sessionOn(h.set, 'a');
+    let seq = 0;
+    const send = (n: number): void => {
+      for (let i = 0; i < n; i++) {
+        h.set.placementsOf(s);
+        h.set.replicate(s, seq++, Buffer.alloc(20));
+      }
+      h.set.flushDirty(h.clock.now);
+    };
+    send(5);
+    h.set.applyMembers([member('b', 2)], h.clock.now); // a drains: its record is revoked
+    assert.equal(h.link('a').state, 'up');
+    send(5);
+    assert.equal(h.link('a').lag, 5, 'new datagrams still went to the departed replica');
+    assert.equal(h.set.heldBehindBarriers, 5, 'they wait for its 5 unacknowledged datagrams');
+  });
+});
