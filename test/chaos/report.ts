@@ -26,6 +26,7 @@ export function formatTable(results: ScenarioResult[]): string {
     'datagrams accepted',
     'delivered aws / gcp / azure',
     'lost',
+    'abandoned at origin',
     'duplicates',
     'order violations',
     'outage window (s)',
@@ -36,6 +37,7 @@ export function formatTable(results: ScenarioResult[]): string {
     String(r.accepted),
     r.clouds.map((c) => c.analysis.distinct).join(' / '),
     String(r.lost),
+    String(Object.values(r.abandoned).reduce((a, b) => a + b, 0)),
     r.duplicateBudget > 0 || r.receiverKills > 0
       ? `${r.duplicates} (budget ${r.duplicateBudget})`
       : String(r.duplicates),
@@ -52,7 +54,10 @@ export function formatTable(results: ScenarioResult[]): string {
 export function formatDetails(results: ScenarioResult[]): string {
   const out: string[] = [];
   for (const r of results) {
-    out.push(`${r.name} (${secs(r.durationMs)} s): sent ${r.sent}, accepted ${r.accepted}`);
+    out.push(
+      `${r.name} (${secs(r.durationMs)} s): sent ${r.sent}, accepted ${r.accepted}` +
+        (r.movedByHandover > 0 ? `, ${r.movedByHandover} moved to another replica by hand-over` : ''),
+    );
     for (const w of r.windows) {
       const rec =
         w.recoveredAt === undefined

@@ -146,6 +146,8 @@ export class ImpairmentProxy {
   private timer: NodeJS.Timeout | undefined;
   private timerDue = Infinity;
   private closed = false;
+  /** Sees every datagram as it arrives, before impairment (the chaos suite captures frames to replay them). */
+  tap: ((msg: Buffer) => void) | undefined;
 
   constructor(readonly opts: ImpairmentProxyOptions) {
     this.impairment = { ...NO_IMPAIRMENT, ...opts.impairment };
@@ -215,6 +217,7 @@ export class ImpairmentProxy {
   private onDatagram(msg: Buffer): void {
     if (this.closed) return;
     this.counters.received++;
+    this.tap?.(msg);
     const d = decide(this.rng, this.impairment);
     if (d.delays.length === 0) {
       this.counters.dropped++;
