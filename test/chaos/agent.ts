@@ -218,6 +218,8 @@ async function handle(op: string, a: Args): Promise<unknown> {
       };
       return {};
     }
+    case 'captureCount':
+      return { frames: captured.length };
     case 'captureStop':
       need(proxy, 'proxy').tap = undefined;
       return { frames: captured.length, bytes: captured.reduce((n, f) => n + f.length, 0) };

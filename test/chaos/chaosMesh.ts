@@ -85,7 +85,6 @@ export class ChaosMesh {
   readonly partitioned = new Set<Cloud>();
   /** Replicas added by addReplica and not removed yet. */
   readonly extras: ReplicaNode[] = [];
-  private extraCount = 0;
 
   constructor(readonly opts: ChaosMeshOptions = {}) {
     this.log = opts.log ?? ((l) => process.stdout.write(`${l}\n`));
@@ -233,7 +232,10 @@ export class ChaosMesh {
    */
   async addReplica(cloud: Cloud): Promise<ReplicaNode> {
     const n = this.node(cloud);
-    const k = ++this.extraCount;
+    // The lowest free number, as a StatefulSet names its pods: a replica removed and added again comes
+    // back under its old name with a new epoch.
+    let k = 1;
+    while (this.extras.some((r) => r.cloud === cloud && r.instance === `${cloud}-${k + 1}`)) k++;
     const instance = `${cloud}-${k + 1}`;
     const off = 10 * k;
     const cfgFile = this.writeConfig(cloud, instance, {
@@ -357,15 +359,19 @@ export class ChaosMesh {
     );
   }
 
-  /** Every running, reachable replicator (added replicas included) sees every other such replicator up. */
+  /** Every running, reachable replicator (added replicas included) sees every such replicator of the other clusters up. */
   async waitConnected(timeoutMs: number): Promise<void> {
     const live = [
       ...this.nodes
         .filter((n) => n.replicator.running && !this.partitioned.has(n.cloud))
-        .map((n) => ({ member: `${n.cloud}/${n.cloud}`, scrape: () => this.scrape(n.cloud) })),
+        .map((n) => ({
+          cloud: n.cloud,
+          member: `${n.cloud}/${n.cloud}`,
+          scrape: () => this.scrape(n.cloud),
+        })),
       ...this.extras
         .filter((r) => r.replicator.running && !this.partitioned.has(r.cloud))
-        .map((r) => ({ member: r.member, scrape: () => this.scrapeReplica(r) })),
+        .map((r) => ({ cloud: r.cloud, member: r.member, scrape: () => this.scrapeReplica(r) })),
     ];
     await waitFor(
       async () => {
@@ -377,7 +383,8 @@ export class ChaosMesh {
               .filter((x) => x.value === 1)
               .map((x) => x.labels.peer ?? ''),
           );
-          for (const o of live) if (o !== n && !up.has(o.member)) return false;
+          // Replicas of one cluster do not replicate to each other: only other clusters' members count.
+          for (const o of live) if (o.cloud !== n.cloud && !up.has(o.member)) return false;
         }
         return true;
       },

@@ -6,7 +6,9 @@ function secs(ms: number): string {
 }
 
 export function windowCell(r: ScenarioResult): string {
-  const w = r.windows.map((x) => (x.recoveredAt === undefined ? undefined : x.recoveredAt - x.injectedAt));
+  const w = r.windows
+    .filter((x) => x.outage)
+    .map((x) => (x.recoveredAt === undefined ? undefined : x.recoveredAt - x.injectedAt));
   if (w.length === 0) return '-';
   if (w.some((x) => x === undefined))
     return `not recovered (${w.filter((x) => x === undefined).length}/${w.length})`;
@@ -59,8 +61,9 @@ export function formatDetails(results: ScenarioResult[]): string {
         (r.movedByHandover > 0 ? `, ${r.movedByHandover} moved to another replica by hand-over` : ''),
     );
     for (const w of r.windows) {
-      const rec =
-        w.recoveredAt === undefined
+      const rec = !w.outage
+        ? 'no outage expected'
+        : w.recoveredAt === undefined
           ? 'not recovered'
           : `recovered ${secs(w.recoveredAt - w.injectedAt)} s after injection (${secs(w.recoveredAt - w.healedAt)} s after heal)`;
       out.push(`  - ${w.label}: fault held ${secs(w.healedAt - w.injectedAt)} s, ${rec}`);

@@ -55,6 +55,8 @@ export interface FaultWindow {
   recoveredAt: number | undefined;
   /** Shaded on the timeline (default); false when the scenario shades its phases itself (run.band). */
   drawn: boolean;
+  /** An outage is expected and measured (default); false for an event that must not disturb delivery. */
+  outage: boolean;
 }
 
 export interface CloudResult {
@@ -150,16 +152,6 @@ export class ScenarioRun {
     this.marks.set(cloud, list);
   }
 
-  /** The cloud has delivered everything the ingresses had accepted lagMs ago (undefined: no sample then). */
-  async caughtUp(
-    cloud: Cloud,
-    lagMs: number,
-  ): Promise<{ ok: boolean; delivered: number; reference: number }> {
-    const reference = this.acceptedAsOf(Date.now() - lagMs) ?? 0;
-    const delivered = await this.mesh.distinct(cloud, this.ranges);
-    return { ok: delivered >= reference, delivered, reference };
-  }
-
   private startTimeline(): void {
     this.timelineOn = true;
     this.timelineDone = (async () => {
@@ -249,23 +241,69 @@ export class ScenarioRun {
     inject: () => Promise<void> | void,
     holdMs: number,
     heal: () => Promise<void> | void,
-    opts: { draw?: boolean } = {},
+    opts: {
+      draw?: boolean;
+      /**
+       * The mesh must recover while the fault is still held (a failover): the outage window ends at the
+       * last catch-up during the hold, and a cloud still behind at its end is a failure. Recovery after the
+       * heal is still required.
+       */
+      recoverWhileHeld?: boolean;
+      /** false: nothing should stall (e.g. a replay of old frames); not measured, not in the outage cell. */
+      outage?: boolean;
+    } = {},
   ): Promise<FaultWindow> {
     const injectedAt = Date.now();
     await inject();
+    let heldRecoveredAt: number | undefined;
+    if (opts.recoverWhileHeld) heldRecoveredAt = await this.watchOutage(injectedAt + holdMs);
     await delay(Math.max(0, holdMs - (Date.now() - injectedAt)));
     await heal();
     const healedAt = Date.now();
-    const recoveredAt = await this.waitRecovered(this.spec.recoveryTimeoutMs ?? 60_000);
-    const w: FaultWindow = { label, injectedAt, healedAt, recoveredAt, drawn: opts.draw ?? true };
+    const outage = opts.outage ?? true;
+    const afterHeal = outage ? await this.waitRecovered(this.spec.recoveryTimeoutMs ?? 60_000) : undefined;
+    let recoveredAt = afterHeal;
+    if (opts.recoverWhileHeld) {
+      recoveredAt = heldRecoveredAt;
+      if (afterHeal === undefined)
+        this.fail(
+          `${label}: no full recovery within ${(this.spec.recoveryTimeoutMs ?? 60_000) / 1000} s of the heal`,
+        );
+    }
+    const w: FaultWindow = { label, injectedAt, healedAt, recoveredAt, drawn: opts.draw ?? true, outage };
     this.windows.push(w);
     this.log(
       `${label}: healed after ${((healedAt - injectedAt) / 1000).toFixed(1)} s, ` +
-        (recoveredAt
-          ? `full recovery ${((recoveredAt - injectedAt) / 1000).toFixed(1)} s after injection`
-          : 'NOT RECOVERED'),
+        (!outage
+          ? 'no outage expected'
+          : recoveredAt
+            ? `full recovery ${((recoveredAt - injectedAt) / 1000).toFixed(1)} s after injection`
+            : opts.recoverWhileHeld
+              ? 'NOT RECOVERED while the fault was held'
+              : 'NOT RECOVERED'),
     );
     return w;
+  }
+
+  /**
+   * Poll until `until`: the time of the last catch-up (every cloud delivered what was accepted
+   * RECOVERY_LAG_MS earlier, after having been behind), the injection time when it never fell behind, or
+   * undefined when it is behind at the end.
+   */
+  private async watchOutage(until: number): Promise<number | undefined> {
+    let caughtUpAt: number | undefined = Date.now();
+    while (Date.now() < until) {
+      const t = Date.now();
+      const ref = this.acceptedAsOf(t - RECOVERY_LAG_MS);
+      if (ref !== undefined) {
+        const d = await this.delivered();
+        const ok = CLOUDS.every((c) => d[c] >= ref);
+        if (!ok) caughtUpAt = undefined;
+        else caughtUpAt ??= t;
+      }
+      await delay(Math.max(0, POLL_MS - (Date.now() - t)));
+    }
+    return caughtUpAt;
   }
 
   /** SIGKILL a (non-ingress) replicator, keep it down downMs, restart it; its backend's deliveries are split at the restart. */
@@ -520,7 +558,7 @@ export class ScenarioRun {
         );
     } else if (duplicates > 0) failures.push(`${duplicates} duplicate deliveries (no receiver was killed)`);
     for (const w of this.windows)
-      if (w.recoveredAt === undefined)
+      if (w.outage && w.recoveredAt === undefined)
         failures.push(
           `${w.label}: no full recovery within ${(spec.recoveryTimeoutMs ?? 60_000) / 1000} s of the heal`,
         );

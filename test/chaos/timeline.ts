@@ -35,6 +35,9 @@ export const CLOUD_COLORS: Record<string, string> = {
   azure: '#2ca02c',
 };
 
+/** Neighbouring fault windows (e.g. loss, then a cut) in different shades. */
+const BAND_COLORS = ['#e45756', '#f2a900', '#9467bd', '#17becf'];
+
 /**
  * Rate per bucket from cumulative samples: each interval's increase goes to the bucket its end falls in,
  * divided by the time those intervals cover, so a late sample (a starved sampler) gives the mean rate over
@@ -82,7 +85,12 @@ export function timelineSvg(title: string, tl: Timeline, clouds: readonly string
       tl.t0,
     ),
   });
-  const bands: Band[] = tl.windows.map((w) => ({ from: sec(w.from), to: sec(w.to), label: w.label }));
+  const bands: Band[] = tl.windows.map((w, i) => ({
+    from: sec(w.from),
+    to: sec(w.to),
+    label: w.label,
+    color: BAND_COLORS[i % BAND_COLORS.length],
+  }));
   const markers: Marker[] = tl.markers.map((m) => ({ at: sec(m.at), label: m.label }));
   return lineChart(title, 'seconds since the load started', 'datagrams per second', series, {
     width: 900,
