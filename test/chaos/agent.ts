@@ -202,6 +202,7 @@ async function handle(op: string, a: Args): Promise<unknown> {
     }
     case 'impair':
       need(proxy, 'proxy').setImpairment(a.impairment as Partial<Impairment>);
+      need(proxy, 'proxy').setSources(a.sources as string[] | undefined);
       return need(proxy, 'proxy').current;
     case 'captureStart': {
       // DATA frames only (magic, version byte, type byte at offset 3): what carries datagrams.

@@ -436,9 +436,9 @@ export class ChaosMesh {
     return this.node(cloud).agent.call('distinct', { ranges });
   }
 
-  /** Impair the link into one cloud's replicator (its proxy). */
-  async impair(cloud: Cloud, imp: Partial<Impairment>): Promise<void> {
-    await this.node(cloud).proxyAgent.call('impair', { impairment: imp });
+  /** Impair the link into one cloud's replicator (its proxy); with sources, only what those addresses send. */
+  async impair(cloud: Cloud, imp: Partial<Impairment>, sources?: string[]): Promise<void> {
+    await this.node(cloud).proxyAgent.call('impair', { impairment: imp, sources });
   }
 
   mark(cloud: Cloud): Promise<number> {

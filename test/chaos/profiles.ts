@@ -64,7 +64,7 @@ function partition(mesh: ChaosMesh, cloud: Cloud, ms: number): ScenarioSpec {
 }
 
 /**
- * Heavy loss on the link into a cloud for lossMs, then its link down for cutMs (longer than the peer-down
+ * Heavy loss on a cloud's replication links (both ways) for lossMs, then its link down for cutMs (longer than the peer-down
  * timeout, so the origins stop sending to it and it hears nothing while it holds gaps; v1's receiver then
  * skipped the gaps and dropped their resent copies, issue 10 D2), then healed. Every accepted datagram must
  * arrive, or be counted abandoned at the origin.
@@ -88,21 +88,25 @@ function lossThenPartition(
     async faults(run: ScenarioRun) {
       let cutAt = 0;
       const w = await run.fault(
-        `${loss * 100}% loss into ${cloud}, then its link down`,
+        `${loss * 100}% loss on ${cloud}'s links, then its link down`,
         async () => {
-          await mesh.impair(cloud, { loss });
+          // Both directions: the DATA into the cloud, and its ACKs into the others (only what it sends).
+          const from = [mesh.node(cloud).host.address];
+          await Promise.all(
+            CLOUDS.map((c) => (c === cloud ? mesh.impair(c, { loss }) : mesh.impair(c, { loss }, from))),
+          );
           await delay(lossMs);
           cutAt = Date.now();
           mesh.partition(cloud);
         },
         lossMs + cutMs,
         async () => {
-          await mesh.impair(cloud, NO_IMPAIRMENT);
+          await Promise.all(CLOUDS.map((c) => mesh.impair(c, NO_IMPAIRMENT)));
           mesh.heal(cloud);
         },
         { draw: false },
       );
-      run.band(`${loss * 100}% loss into ${cloud}`, w.injectedAt, cutAt);
+      run.band(`${loss * 100}% loss both ways`, w.injectedAt, cutAt);
       run.band(`${cloud} cut off ${cutMs / 1000} s`, cutAt, w.healedAt);
     },
   };

@@ -88,10 +88,10 @@ describe('chaos timeline picture', () => {
     const ys = String(gcp.points)
       .split(' ')
       .map((p) => Number(p.split(',')[1]));
-    // y axis 0..5000/s over 310 pixels from y = 350 up: 1000/s at 288, 0 at 350, 3000/s at 164.
-    assert.equal(ys[1], 288, 'before the cut: the load rate');
-    assert.equal(ys[7], 350, 'during the cut: nothing');
-    assert.equal(ys[11], 164, 'catching up: three times the load rate');
+    // y axis 0..5000/s over 328 pixels from y = 368 up: 1000/s at 302.4, 0 at 368, 3000/s at 171.2.
+    assert.equal(ys[1], 302.4, 'before the cut: the load rate');
+    assert.equal(ys[7], 368, 'during the cut: nothing');
+    assert.equal(ys[11], 171.2, 'catching up: three times the load rate');
   });
 
   it('file names from scenario names', () => {

@@ -94,8 +94,9 @@ export function timelineSvg(title: string, tl: Timeline, clouds: readonly string
   const markers: Marker[] = tl.markers.map((m) => ({ at: sec(m.at), label: m.label }));
   return lineChart(title, 'seconds since the load started', 'datagrams per second', series, {
     width: 900,
-    height: 400,
+    height: 440,
     dots: false,
+    legend: 'below',
     bands,
     markers,
   });

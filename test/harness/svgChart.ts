@@ -33,9 +33,11 @@ export interface ChartOptions {
   dots?: boolean;
   bands?: Band[];
   markers?: Marker[];
+  /** inside (default): top left of the plot; below: one row under the x axis (keeps the plot clear). */
+  legend?: 'inside' | 'below';
 }
 
-const M = { left: 70, right: 20, top: 40, bottom: 50 };
+const MARGIN = { left: 70, right: 20, top: 40, bottom: 50 };
 
 export function niceMax(v: number): number {
   if (!(v > 0)) return 1;
@@ -60,6 +62,8 @@ export function lineChart(
 ): string {
   const W = opts.width ?? 640;
   const H = opts.height ?? 360;
+  const below = opts.legend === 'below';
+  const M = { ...MARGIN, bottom: MARGIN.bottom + (below ? 22 : 0) };
   const bands = opts.bands ?? [];
   const markers = opts.markers ?? [];
   const all = series.flatMap((s) => s.points);
@@ -76,15 +80,15 @@ export function lineChart(
     `<rect width="${W}" height="${H}" fill="white"/>`,
     `<text x="${W / 2}" y="22" text-anchor="middle" font-size="15">${esc(title)}</text>`,
   ];
-  bands.forEach((b, i) => {
+  for (const b of bands) {
     const x0 = x(b.from);
     const w = Math.max(1, x(b.to) - x0);
     out.push(
       `<rect class="band" x="${x0.toFixed(1)}" y="${M.top}" width="${w.toFixed(1)}" height="${ph}" fill="${b.color ?? '#e45756'}" fill-opacity="0.18"><title>${esc(b.label)}</title></rect>`,
-      // Labels of neighbouring bands are staggered so they do not overprint.
-      `<text class="band-label" x="${(x0 + 3).toFixed(1)}" y="${M.top + 12 + (i % 3) * 13}" font-size="10" fill="#a33">${esc(b.label)}</text>`,
+      // Written downwards along the band's left edge: neighbouring windows' labels do not overprint.
+      `<text class="band-label" transform="translate(${(x0 + 4).toFixed(1)} ${M.top + 4}) rotate(90)" font-size="10" fill="#a33">${esc(b.label)}</text>`,
     );
-  });
+  }
   out.push(
     `<line x1="${M.left}" y1="${M.top + ph}" x2="${M.left + pw}" y2="${M.top + ph}" stroke="black"/>`,
     `<line x1="${M.left}" y1="${M.top}" x2="${M.left}" y2="${M.top + ph}" stroke="black"/>`,
@@ -105,10 +109,10 @@ export function lineChart(
     );
   }
   out.push(
-    `<text x="${M.left + pw / 2}" y="${H - 10}" text-anchor="middle">${esc(xLabel)}</text>`,
+    `<text x="${M.left + pw / 2}" y="${H - 10 - (below ? 22 : 0)}" text-anchor="middle">${esc(xLabel)}</text>`,
     `<text transform="translate(16 ${M.top + ph / 2}) rotate(-90)" text-anchor="middle">${esc(yLabel)}</text>`,
   );
-  const legendX = M.left + pw - 150;
+  let legendX = M.left + 10;
   series.forEach((s, i) => {
     const pts = [...s.points].sort((a, b) => a[0] - b[0]);
     const dash = s.dash ? ` stroke-dasharray="${s.dash}"` : '';
@@ -121,11 +125,13 @@ export function lineChart(
               ([a, b]) => `<circle cx="${x(a).toFixed(1)}" cy="${y(b).toFixed(1)}" r="3" fill="${s.color}"/>`,
             )),
       );
-    const lx = bands.length > 0 || markers.length > 0 ? legendX : M.left + 10;
+    const ly = below ? H - 12 : M.top + 6 + i * 16;
     out.push(
-      `<rect x="${lx}" y="${M.top + 6 + i * 16}" width="12" height="3" fill="${s.color}"/>`,
-      `<text x="${lx + 18}" y="${M.top + 11 + i * 16}">${esc(s.name)}</text>`,
+      `<rect x="${legendX}" y="${ly}" width="12" height="3" fill="${s.color}"/>`,
+      `<text x="${legendX + 18}" y="${ly + 5}">${esc(s.name)}</text>`,
     );
+    // Below: one row, each entry as wide as its text (about 7 px per character at 12 px).
+    if (below) legendX += 40 + 7 * s.name.length;
   });
   out.push('</svg>');
   return `${out.join('\n')}\n`;
