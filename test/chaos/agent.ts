@@ -6,6 +6,9 @@
 // another the impairment proxy in front of the replicator's replication port (test/harness/impairmentProxy.ts):
 // separate processes, so that forwarding a catch-up burst never starves the backend's socket.
 // In the client namespace: the load generators and HTTP GETs (metrics, /readyz, etcd health).
+// The proxy agent can also capture the DATA frames it forwards and replay them later to any address (a
+// receiver's new incarnation, another receiver): an attacker or a confused network on the replication path.
+import { createSocket } from 'node:dgram';
 import { writeFileSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { analyzeDelivery } from '../harness/deliveryCheck.ts';
@@ -13,6 +16,7 @@ import { ImpairmentProxy, type Impairment } from '../harness/impairmentProxy.ts'
 import { RecordingBackend } from '../harness/recordingBackend.ts';
 import { dropsOnPorts } from '../harness/udpDrops.ts';
 import { LoadGen, type LoadGenOptions } from './loadGen.ts';
+import { FrameType, MAGIC } from '../../replicator/protocol/frame.ts';
 
 export interface SessionGroup {
   /** Sessions lo..hi inclusive, each with seqs 0..perSession-1. */
@@ -51,10 +55,39 @@ export interface CloudStats {
 let backend: RecordingBackend | undefined;
 let proxy: ImpairmentProxy | undefined;
 const loads = new Map<string, LoadGen>();
+let captured: Buffer[] = [];
 
-// Incremental distinct count per session, for cheap polling.
+/** Send the captured frames to host:port, paced (about 2 per ms) so the target's socket buffer keeps them all. */
+async function replay(host: string, port: number): Promise<{ sent: number; errors: number }> {
+  const sock = createSocket('udp4');
+  let sent = 0;
+  let errors = 0;
+  try {
+    for (let i = 0; i < captured.length; i += 10) {
+      await Promise.all(
+        captured.slice(i, i + 10).map(
+          (f) =>
+            new Promise<void>((resolve) =>
+              sock.send(f, port, host, (err) => {
+                if (err) errors++;
+                else sent++;
+                resolve();
+              }),
+            ),
+        ),
+      );
+      await new Promise((r) => setTimeout(r, 5));
+    }
+  } finally {
+    sock.close();
+  }
+  return { sent, errors };
+}
+
+// Incremental distinct (and total arrival) count per session, for cheap polling.
 const seenKeys = new Set<number>();
 const distinctBySession = new Map<number, number>();
+const receivedBySession = new Map<number, number>();
 let processed = 0;
 
 function catchUpDistinct(): void {
@@ -63,6 +96,7 @@ function catchUpDistinct(): void {
   const n = b.count;
   for (let i = processed; i < n; i++) {
     const s = b.arrivalSession[i]!;
+    receivedBySession.set(s, (receivedBySession.get(s) ?? 0) + 1);
     const key = s * 4294967296 + b.arrivalSeq[i]!;
     if (seenKeys.has(key)) continue;
     seenKeys.add(key);
@@ -168,15 +202,42 @@ async function handle(op: string, a: Args): Promise<unknown> {
     }
     case 'impair':
       need(proxy, 'proxy').setImpairment(a.impairment as Partial<Impairment>);
+      need(proxy, 'proxy').setSources(a.sources as string[] | undefined);
       return need(proxy, 'proxy').current;
+    case 'captureStart': {
+      // DATA frames only (magic, version byte, type byte at offset 3): what carries datagrams.
+      const max = a.max as number;
+      captured = [];
+      need(proxy, 'proxy').tap = (msg) => {
+        if (
+          captured.length < max &&
+          msg.length > 4 &&
+          msg.readUInt16BE(0) === MAGIC &&
+          msg[3] === FrameType.Data
+        )
+          captured.push(Buffer.from(msg));
+      };
+      return {};
+    }
+    case 'captureCount':
+      return { frames: captured.length };
+    case 'captureStop':
+      need(proxy, 'proxy').tap = undefined;
+      return { frames: captured.length, bytes: captured.reduce((n, f) => n + f.length, 0) };
+    case 'replay':
+      return replay(a.host as string, a.port as number);
     case 'mark':
       return { index: need(backend, 'backend').count };
     case 'distinct': {
       catchUpDistinct();
       let distinct = 0;
+      let received = 0;
       for (const [lo, hi] of a.ranges as [number, number][])
-        for (let s = lo; s <= hi; s++) distinct += distinctBySession.get(s) ?? 0;
-      return { distinct, count: need(backend, 'backend').count };
+        for (let s = lo; s <= hi; s++) {
+          distinct += distinctBySession.get(s) ?? 0;
+          received += receivedBySession.get(s) ?? 0;
+        }
+      return { distinct, received, count: need(backend, 'backend').count };
     }
     case 'analyze':
       return analyze(a.groups as SessionGroup[], a.marks as number[]);

@@ -3,7 +3,8 @@
 // leader kill and link impairment, each checked for loss, duplicates and order. Skipped (with the reason)
 // where network namespaces are not available (not root, no iproute2).
 import assert from 'node:assert/strict';
-import { runChaos } from './chaos.ts';
+import { join } from 'node:path';
+import { outcomeText, runChaos } from './chaos.ts';
 import { netnsUnavailableReason } from './netns.ts';
 
 describe('chaos (short profile: namespaces, partition, SIGKILL loop, etcd kill, impairment)', function () {
@@ -20,8 +21,9 @@ describe('chaos (short profile: namespaces, partition, SIGKILL loop, etcd kill, 
       profile: 'short',
       budgetMs: 170_000,
       log: (l) => process.stdout.write(`      ${l}\n`),
+      resultsDir: join('chaos-results', `short-${new Date().toISOString().replace(/[:.]/g, '-')}`),
     });
-    process.stdout.write(`\n${outcome.table}\n\n${outcome.details}\n`);
+    process.stdout.write(`\n${outcomeText(outcome)}\n`);
     const why = [
       outcome.error ? `ERROR: ${outcome.error}` : '',
       outcome.logsDir ? `logs: ${outcome.logsDir}` : '',

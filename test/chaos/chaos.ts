@@ -1,10 +1,15 @@
 // The chaos suite as a function: build the namespaced mesh, run a profile's scenarios one after the
 // other (each with its own session ids), tear everything down (also on SIGINT/SIGTERM and on failure),
-// and return the results with the printed table.
+// and return the results with the printed table. With resultsDir, the table and one timeline picture per
+// scenario (timeline.ts) are written there.
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { startChaosMesh, type ChaosMesh } from './chaosMesh.ts';
 import { profile, type ProfileName } from './profiles.ts';
 import { formatDetails, formatTable, resultOk } from './report.ts';
 import { ScenarioRun, type ScenarioResult } from './scenario.ts';
+import { slug, timelineSvg } from './timeline.ts';
+import { CLOUDS } from './chaosMesh.ts';
 
 export interface ChaosOptions {
   profile: ProfileName;
@@ -15,6 +20,8 @@ export interface ChaosOptions {
   only?: string;
   /** Hard time budget for the whole run: when it is exceeded everything is torn down and the run fails. */
   budgetMs?: number;
+  /** Write table.txt and <scenario>.svg (delivered per second per cloud, faults shaded) here. */
+  resultsDir?: string;
 }
 
 export interface ChaosOutcome {
@@ -25,6 +32,45 @@ export interface ChaosOutcome {
   logsDir: string | undefined;
   /** Set when the suite itself could not go on (mesh did not start, a scenario threw). */
   error?: string;
+  /** Timeline pictures written (resultsDir). */
+  pictures: string[];
+}
+
+/** Write each scenario's timeline as SVG into dir; returns the paths. */
+export function writePictures(dir: string, results: ScenarioResult[]): string[] {
+  mkdirSync(dir, { recursive: true });
+  const used = new Set<string>();
+  return results.map((r, i) => {
+    let name = slug(r.name);
+    if (used.has(name)) name = `${name}-${i + 1}`;
+    used.add(name);
+    const file = join(dir, `${name}.svg`);
+    writeFileSync(file, timelineSvg(`${r.name}: delivered per second`, r.timeline, CLOUDS));
+    return file;
+  });
+}
+
+/** The table, the details and the picture paths as one text (printed, and written as table.txt). */
+export function outcomeText(o: Pick<ChaosOutcome, 'table' | 'details' | 'pictures'>): string {
+  const pics = o.pictures.length ? `\n\ntimelines:\n${o.pictures.map((p) => `  ${p}`).join('\n')}` : '';
+  return `${o.table}\n\n${o.details}${pics}`;
+}
+
+function finish(
+  opts: ChaosOptions,
+  o: Omit<ChaosOutcome, 'pictures'>,
+  log: (l: string) => void,
+): ChaosOutcome {
+  let pictures: string[] = [];
+  if (opts.resultsDir && o.results.length > 0) {
+    try {
+      pictures = writePictures(opts.resultsDir, o.results);
+      writeFileSync(join(opts.resultsDir, 'table.txt'), `${outcomeText({ ...o, pictures })}\n`);
+    } catch (err) {
+      log(`could not write the results to ${opts.resultsDir}: ${(err as Error).message}`);
+    }
+  }
+  return { ...o, pictures };
 }
 
 export async function runChaos(opts: ChaosOptions): Promise<ChaosOutcome> {
@@ -72,28 +118,36 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosOutcome> {
       if (!resultOk(r)) log(await mesh.diagnostics(15));
     }
     ok = results.length > 0 && results.every(resultOk) && !overBudget;
-    return {
-      ok,
-      results,
-      table: formatTable(results),
-      details: formatDetails(results),
-      logsDir: ok && !opts.keepLogs ? undefined : mesh.dir,
-      ...(overBudget
-        ? {
-            error: `time budget of ${opts.budgetMs! / 1000} s exceeded after ${results.length} of ${specs.length} scenarios`,
-          }
-        : {}),
-    };
+    return finish(
+      opts,
+      {
+        ok,
+        results,
+        table: formatTable(results),
+        details: formatDetails(results),
+        logsDir: ok && !opts.keepLogs ? undefined : mesh.dir,
+        ...(overBudget
+          ? {
+              error: `time budget of ${opts.budgetMs! / 1000} s exceeded after ${results.length} of ${specs.length} scenarios`,
+            }
+          : {}),
+      },
+      log,
+    );
   } catch (err) {
     const diag = mesh ? await mesh.diagnostics(30).catch(() => '') : '';
-    return {
-      ok: false,
-      results,
-      table: formatTable(results),
-      details: formatDetails(results),
-      logsDir: mesh?.dir,
-      error: `${overBudget ? `time budget of ${opts.budgetMs! / 1000} s exceeded; ` : ''}${(err as Error).stack ?? String(err)}${diag ? `\n${diag}` : ''}`,
-    };
+    return finish(
+      opts,
+      {
+        ok: false,
+        results,
+        table: formatTable(results),
+        details: formatDetails(results),
+        logsDir: mesh?.dir,
+        error: `${overBudget ? `time budget of ${opts.budgetMs! / 1000} s exceeded; ` : ''}${(err as Error).stack ?? String(err)}${diag ? `\n${diag}` : ''}`,
+      },
+      log,
+    );
   } finally {
     clearTimeout(budgetTimer);
     process.off('SIGINT', onSignal);

@@ -2,6 +2,9 @@
 // recording backend and an impairment proxy in front of the replicator's replication port (the replicator
 // advertises the proxy's port), and the load client in its own namespace. Everything the runner asks
 // of the network (metrics, /readyz, etcd health) goes through the client namespace's agent.
+// A scenario can add a second replica to a cloud (addReplica: same namespace, same backend, its own ports,
+// no proxy) for as long as it needs one, so the other scenarios keep their one replica per cloud and the
+// mesh starts as fast as before.
 import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -49,6 +52,16 @@ export interface CloudNode {
   metricsBase: string;
 }
 
+/** A replicator added to a cloud beside its first one (a second replica of that cluster). */
+export interface ReplicaNode {
+  cloud: Cloud;
+  instance: string;
+  /** Member id, as peers label it (cluster/instance). */
+  member: string;
+  replicator: NsProcess;
+  metricsBase: string;
+}
+
 export interface ChaosMeshOptions {
   log?: (line: string) => void;
   logLevel?: 'trace' | 'debug' | 'info' | 'warn' | 'error';
@@ -70,6 +83,8 @@ export class ChaosMesh {
   readonly log: (line: string) => void;
   /** Links currently down (partitioned clouds). */
   readonly partitioned = new Set<Cloud>();
+  /** Replicas added by addReplica and not removed yet. */
+  readonly extras: ReplicaNode[] = [];
 
   constructor(readonly opts: ChaosMeshOptions = {}) {
     this.log = opts.log ?? ((l) => process.stdout.write(`${l}\n`));
@@ -165,36 +180,120 @@ export class ChaosMesh {
         metricsBase: `http://${h.address}:${PORTS.metrics}`,
       });
     }
-    const endpoints = this.nodes.map((n) => n.etcdUrl);
-    for (const n of this.nodes) {
-      const a = n.host.address;
-      const config: ReplicatorConfigInput = {
-        cluster: n.cloud,
-        instance: n.cloud,
-        mesh: 'chaos',
-        ingress: { ports: [PORTS.ingress], addresses: [a], mode: 'reply' },
-        replication: {
-          address: a,
-          port: PORTS.replication,
-          advertiseAddress: a,
-          advertisePort: PORTS.proxy,
-          // Namespace addresses are not loopback: the chaos mesh runs unkeyed on purpose (a test network).
-          auth: { insecure: true },
-        },
-        delivery: { backends: [`127.0.0.1:${PORTS.backend}`], gapTimeoutMs: this.opts.gapTimeoutMs ?? 2000 },
-        etcd: { endpoints, leaseTtlSeconds: this.opts.leaseTtlSeconds ?? 3 },
-        metrics: { address: a, port: PORTS.metrics },
-        log: { level: this.opts.logLevel ?? 'info' },
-        drain: { deadlineMs: 1000 },
-      };
-      writeFileSync(join(this.dir, `${n.cloud}.config.json`), `${JSON.stringify(config, null, 2)}\n`);
-    }
+    for (const n of this.nodes)
+      this.writeConfig(n.cloud, n.cloud, {
+        ingress: PORTS.ingress,
+        replication: PORTS.replication,
+        advertise: PORTS.proxy,
+        metrics: PORTS.metrics,
+      });
     for (const n of this.nodes) n.etcd.start();
     await this.waitEtcdHealthy(30_000);
     for (const n of this.nodes) n.replicator.start();
     await Promise.all(this.nodes.map((n) => this.waitReady(n.cloud, 60_000)));
     await this.waitConnected(30_000);
     return this;
+  }
+
+  private writeConfig(
+    cloud: Cloud,
+    instance: string,
+    ports: { ingress: number; replication: number; advertise: number; metrics: number },
+  ): string {
+    const a = this.node(cloud).host.address;
+    const config: ReplicatorConfigInput = {
+      cluster: cloud,
+      instance,
+      mesh: 'chaos',
+      ingress: { ports: [ports.ingress], addresses: [a], mode: 'reply' },
+      replication: {
+        address: a,
+        port: ports.replication,
+        advertiseAddress: a,
+        advertisePort: ports.advertise,
+        // Namespace addresses are not loopback: the chaos mesh runs unkeyed on purpose (a test network).
+        auth: { insecure: true },
+      },
+      delivery: { backends: [`127.0.0.1:${PORTS.backend}`], gapTimeoutMs: this.opts.gapTimeoutMs ?? 2000 },
+      etcd: { endpoints: this.nodes.map((n) => n.etcdUrl), leaseTtlSeconds: this.opts.leaseTtlSeconds ?? 3 },
+      metrics: { address: a, port: ports.metrics },
+      log: { level: this.opts.logLevel ?? 'info' },
+      drain: { deadlineMs: 1000 },
+    };
+    const file = join(this.dir, `${instance}.config.json`);
+    writeFileSync(file, `${JSON.stringify(config, null, 2)}\n`);
+    return file;
+  }
+
+  /**
+   * Start another replica of a cloud's cluster in its namespace (instance <cloud>-<k>): its own ingress,
+   * replication and metrics ports, the cloud's backend, no impairment proxy. Resolves once it is ready and
+   * every replicator sees every other one up.
+   */
+  async addReplica(cloud: Cloud): Promise<ReplicaNode> {
+    const n = this.node(cloud);
+    // The lowest free number, as a StatefulSet names its pods: a replica removed and added again comes
+    // back under its old name with a new epoch.
+    let k = 1;
+    while (this.extras.some((r) => r.cloud === cloud && r.instance === `${cloud}-${k + 1}`)) k++;
+    const instance = `${cloud}-${k + 1}`;
+    const off = 10 * k;
+    const cfgFile = this.writeConfig(cloud, instance, {
+      ingress: PORTS.ingress + off,
+      replication: PORTS.replication + off,
+      advertise: PORTS.replication + off,
+      metrics: PORTS.metrics + off,
+    });
+    const r: ReplicaNode = {
+      cloud,
+      instance,
+      member: `${cloud}/${instance}`,
+      replicator: new NsProcess({
+        name: `replicator-${instance}`,
+        ns: n.host.ns,
+        command: process.execPath,
+        args: ['--import', 'tsx', 'replicator/./main.ts', '--config', cfgFile],
+        logFile: join(this.dir, `replicator-${instance}.log`),
+      }),
+      metricsBase: `http://${n.host.address}:${PORTS.metrics + off}`,
+    };
+    this.extras.push(r);
+    r.replicator.start();
+    await this.waitReplicaReady(r, 60_000);
+    await this.waitConnected(30_000);
+    return r;
+  }
+
+  async waitReplicaReady(r: ReplicaNode, timeoutMs = 30_000): Promise<void> {
+    await waitFor(
+      async () => {
+        if (!r.replicator.running)
+          throw new Error(
+            `replicator ${r.member} exited before it was ready; log:\n${r.replicator.logTail(40)}`,
+          );
+        return (await this.http(`${r.metricsBase}/readyz`, 1000)).status === 200;
+      },
+      {
+        timeoutMs,
+        intervalMs: 100,
+        what: `replicator ${r.member} is ready (/readyz 200)`,
+        detail: () => r.replicator.logTail(40),
+      },
+    );
+  }
+
+  /** Stop an added replica (SIGTERM: drain and leave; SIGKILL: crash) and forget it. */
+  async removeReplica(r: ReplicaNode, signal: 'SIGTERM' | 'SIGKILL' = 'SIGTERM'): Promise<void> {
+    if (signal === 'SIGTERM') await r.replicator.stop(10_000);
+    else await r.replicator.kill('SIGKILL');
+    const i = this.extras.indexOf(r);
+    if (i >= 0) this.extras.splice(i, 1);
+  }
+
+  async scrapeReplica(r: ReplicaNode): Promise<Sample[] | undefined> {
+    if (!r.replicator.running) return undefined;
+    const res = await this.http(`${r.metricsBase}/metrics`);
+    return res.status === 200 ? parsePrometheusText(res.body) : undefined;
   }
 
   /** GET through the client namespace; status 0 when nothing answered. */
@@ -260,30 +359,39 @@ export class ChaosMesh {
     );
   }
 
-  /** Every running, reachable replicator sees every other such replicator up. */
+  /** Every running, reachable replicator (added replicas included) sees every such replicator of the other clusters up. */
   async waitConnected(timeoutMs: number): Promise<void> {
-    const live = this.nodes.filter((n) => n.replicator.running && !this.partitioned.has(n.cloud));
+    const live = [
+      ...this.nodes
+        .filter((n) => n.replicator.running && !this.partitioned.has(n.cloud))
+        .map((n) => ({
+          cloud: n.cloud,
+          member: `${n.cloud}/${n.cloud}`,
+          scrape: () => this.scrape(n.cloud),
+        })),
+      ...this.extras
+        .filter((r) => r.replicator.running && !this.partitioned.has(r.cloud))
+        .map((r) => ({ cloud: r.cloud, member: r.member, scrape: () => this.scrapeReplica(r) })),
+    ];
     await waitFor(
       async () => {
         for (const n of live) {
-          const s = await this.scrape(n.cloud);
+          const s = await n.scrape();
           if (!s) return false;
           const up = new Set(
             select(s, 'udpmesh_peer_up')
               .filter((x) => x.value === 1)
               .map((x) => x.labels.peer ?? ''),
           );
-          for (const o of live) {
-            if (o === n) continue;
-            if (![...up].some((p) => p === o.cloud || p.startsWith(`${o.cloud}/`))) return false;
-          }
+          // Replicas of one cluster do not replicate to each other: only other clusters' members count.
+          for (const o of live) if (o.cloud !== n.cloud && !up.has(o.member)) return false;
         }
         return true;
       },
       {
         timeoutMs,
         intervalMs: 200,
-        what: `replicators ${live.map((n) => n.cloud).join(',')} see each other up (udpmesh_peer_up)`,
+        what: `replicators ${live.map((n) => n.member).join(',')} see each other up (udpmesh_peer_up)`,
         detail: () => this.diagnostics(),
       },
     );
@@ -320,8 +428,17 @@ export class ChaosMesh {
   }
 
   async distinct(cloud: Cloud, ranges: [number, number][]): Promise<number> {
-    const r = await this.node(cloud).agent.call<{ distinct: number }>('distinct', { ranges });
-    return r.distinct;
+    return (await this.arrivals(cloud, ranges)).distinct;
+  }
+
+  /** Distinct datagrams and all arrivals (duplicates included) of these sessions at a cloud's backend. */
+  arrivals(cloud: Cloud, ranges: [number, number][]): Promise<{ distinct: number; received: number }> {
+    return this.node(cloud).agent.call('distinct', { ranges });
+  }
+
+  /** Impair the link into one cloud's replicator (its proxy); with sources, only what those addresses send. */
+  async impair(cloud: Cloud, imp: Partial<Impairment>, sources?: string[]): Promise<void> {
+    await this.node(cloud).proxyAgent.call('impair', { impairment: imp, sources });
   }
 
   mark(cloud: Cloud): Promise<number> {
@@ -369,7 +486,10 @@ export class ChaosMesh {
 
   /** Processes that died without being told to (a crash is always a finding). */
   unexpectedExits(): string[] {
-    return this.nodes.flatMap((n) => [...n.replicator.unexpectedExits, ...n.etcd.unexpectedExits]);
+    return [
+      ...this.nodes.flatMap((n) => [...n.replicator.unexpectedExits, ...n.etcd.unexpectedExits]),
+      ...this.extras.flatMap((r) => r.replicator.unexpectedExits),
+    ];
   }
 
   /** Unexpected exits not returned by an earlier call. */
@@ -392,6 +512,11 @@ export class ChaosMesh {
       out.push(`---- ${n.cloud} metrics ----\n${formatSamples(await this.scrape(n.cloud))}`);
     for (const n of this.nodes)
       out.push(`---- replicator-${n.cloud} log ----\n${n.replicator.logTail(logLines)}`);
+    for (const r of this.extras)
+      out.push(
+        `---- replicator-${r.instance} (pid ${r.replicator.pid ?? 'down'}, starts ${r.replicator.startCount}) metrics ----\n` +
+          `${formatSamples(await this.scrapeReplica(r))}\n---- replicator-${r.instance} log ----\n${r.replicator.logTail(logLines)}`,
+      );
     return out.join('\n');
   }
 
@@ -405,7 +530,9 @@ export class ChaosMesh {
 
   private async doStop(keepLogs: boolean): Promise<void> {
     this.stopped = true;
-    await Promise.all(this.nodes.map((n) => n.replicator.kill('SIGKILL').catch(() => undefined)));
+    await Promise.all(
+      [...this.nodes, ...this.extras].map((n) => n.replicator.kill('SIGKILL').catch(() => undefined)),
+    );
     await Promise.all(this.nodes.map((n) => n.etcd.kill('SIGKILL').catch(() => undefined)));
     await Promise.all(
       [...this.nodes.flatMap((n) => [n.agent.stop(), n.proxyAgent.stop()]), this.client?.stop()].map((p) =>

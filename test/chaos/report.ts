@@ -6,7 +6,9 @@ function secs(ms: number): string {
 }
 
 export function windowCell(r: ScenarioResult): string {
-  const w = r.windows.map((x) => (x.recoveredAt === undefined ? undefined : x.recoveredAt - x.injectedAt));
+  const w = r.windows
+    .filter((x) => x.outage)
+    .map((x) => (x.recoveredAt === undefined ? undefined : x.recoveredAt - x.injectedAt));
   if (w.length === 0) return '-';
   if (w.some((x) => x === undefined))
     return `not recovered (${w.filter((x) => x === undefined).length}/${w.length})`;
@@ -26,6 +28,7 @@ export function formatTable(results: ScenarioResult[]): string {
     'datagrams accepted',
     'delivered aws / gcp / azure',
     'lost',
+    'abandoned at origin',
     'duplicates',
     'order violations',
     'outage window (s)',
@@ -36,6 +39,7 @@ export function formatTable(results: ScenarioResult[]): string {
     String(r.accepted),
     r.clouds.map((c) => c.analysis.distinct).join(' / '),
     String(r.lost),
+    String(Object.values(r.abandoned).reduce((a, b) => a + b, 0)),
     r.duplicateBudget > 0 || r.receiverKills > 0
       ? `${r.duplicates} (budget ${r.duplicateBudget})`
       : String(r.duplicates),
@@ -52,10 +56,14 @@ export function formatTable(results: ScenarioResult[]): string {
 export function formatDetails(results: ScenarioResult[]): string {
   const out: string[] = [];
   for (const r of results) {
-    out.push(`${r.name} (${secs(r.durationMs)} s): sent ${r.sent}, accepted ${r.accepted}`);
+    out.push(
+      `${r.name} (${secs(r.durationMs)} s): sent ${r.sent}, accepted ${r.accepted}` +
+        (r.movedByHandover > 0 ? `, ${r.movedByHandover} moved to another replica by hand-over` : ''),
+    );
     for (const w of r.windows) {
-      const rec =
-        w.recoveredAt === undefined
+      const rec = !w.outage
+        ? 'no outage expected'
+        : w.recoveredAt === undefined
           ? 'not recovered'
           : `recovered ${secs(w.recoveredAt - w.injectedAt)} s after injection (${secs(w.recoveredAt - w.healedAt)} s after heal)`;
       out.push(`  - ${w.label}: fault held ${secs(w.healedAt - w.injectedAt)} s, ${rec}`);

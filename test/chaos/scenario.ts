@@ -8,6 +8,8 @@
 //    around the crash), which are counted and bounded; never inside one replicator incarnation;
 //  - per-session order in every replicator incarnation (a killed receiver's deliveries are split at each
 //    restart and each part is checked on its own).
+//  - a datagram missing at a cloud is loss unless an origin counted it abandoned for a replica of that
+//    cloud (udpmesh_abandoned_total, any reason but handover, which moves datagrams to another replica);
 // Outage window of a fault = fault injection -> full recovery, where full recovery is the first poll at
 // which every cloud has delivered (distinct) at least what the ingresses had accepted RECOVERY_LAG_MS
 // earlier (the load keeps running, so "equal" is approached with a small, fixed lag allowance).
@@ -15,9 +17,12 @@ import type { SessionGroup, AnalyzeResult, CloudStats } from './agent.ts';
 import { CLOUDS, type ChaosMesh, type Cloud } from './chaosMesh.ts';
 import type { LoadStatus } from './loadGen.ts';
 import { delay, waitFor } from '../harness/wait.ts';
+import type { Timeline, TimelineSample, TimelineWindow } from './timeline.ts';
 
 export const POLL_MS = 100;
 export const RECOVERY_LAG_MS = 300;
+/** Sampling period of the delivered-per-second timeline. */
+export const TIMELINE_MS = 250;
 
 export interface ScenarioSpec {
   /** Label in the table, e.g. "partition gcp 10 s". */
@@ -35,8 +40,12 @@ export interface ScenarioSpec {
   cooldownMs?: number;
   /** How long to wait for recovery after a heal before declaring the fault unrecovered. */
   recoveryTimeoutMs?: number;
+  /** Before the load starts (e.g. add a replica); a failure here fails the scenario. */
+  prepare?(run: ScenarioRun): Promise<void>;
   /** Inject the faults (use run.fault(...)); runs while the load is on. */
   faults(run: ScenarioRun): Promise<void>;
+  /** After the checks (e.g. remove the added replica), so the next scenario starts from the usual mesh. */
+  teardown?(run: ScenarioRun): Promise<void>;
 }
 
 export interface FaultWindow {
@@ -44,6 +53,10 @@ export interface FaultWindow {
   injectedAt: number;
   healedAt: number;
   recoveredAt: number | undefined;
+  /** Shaded on the timeline (default); false when the scenario shades its phases itself (run.band). */
+  drawn: boolean;
+  /** An outage is expected and measured (default); false for an event that must not disturb delivery. */
+  outage: boolean;
 }
 
 export interface CloudResult {
@@ -65,6 +78,11 @@ export interface ScenarioResult {
   duplicatesWithinIncarnation: number;
   duplicateBudget: number;
   orderViolations: number;
+  /** Datagrams origins counted abandoned for this scenario's receivers (not handover), per cloud. */
+  abandoned: Record<string, number>;
+  /** Datagrams origins moved to another replica of a cluster (abandoned with reason handover). */
+  movedByHandover: number;
+  timeline: Timeline;
   windows: FaultWindow[];
   receiverKills: number;
   failures: string[];
@@ -89,6 +107,14 @@ export class ScenarioRun {
   readonly groups: SessionGroup[] = [];
   readonly loadIds: string[] = [];
   readonly notes: string[] = [];
+  /** Failures found by the scenario's own checks while it ran (run.fail). */
+  private readonly ownFailures: string[] = [];
+  /** Extra shaded ranges on the timeline (phases of a fault). */
+  private readonly bands: TimelineWindow[] = [];
+  private readonly timelineSamples: TimelineSample[] = [];
+  private loadStartedAt = 0;
+  private timelineOn = false;
+  private timelineDone: Promise<void> = Promise.resolve();
 
   constructor(
     readonly mesh: ChaosMesh,
@@ -105,6 +131,42 @@ export class ScenarioRun {
 
   log(s: string): void {
     this.mesh.log(`  [${this.spec.name}] ${s}`);
+  }
+
+  /** A failed check of the scenario's own (reported with the others, the scenario goes on). */
+  fail(message: string): void {
+    this.ownFailures.push(message);
+    this.log(`FAILED: ${message}`);
+  }
+
+  /** Shade [from, to] on the timeline with a label. */
+  band(label: string, from: number, to: number): void {
+    this.bands.push({ label, from, to });
+  }
+
+  /** Split a cloud's backend arrivals here: what follows is checked as another incarnation's deliveries. */
+  async markBackend(cloud: Cloud): Promise<void> {
+    const idx = await this.mesh.mark(cloud);
+    const list = this.marks.get(cloud) ?? [];
+    list.push(idx);
+    this.marks.set(cloud, list);
+  }
+
+  private startTimeline(): void {
+    this.timelineOn = true;
+    this.timelineDone = (async () => {
+      while (this.timelineOn && !this.mesh.isStopped) {
+        const t = Date.now();
+        try {
+          const delivered = await this.delivered();
+          const last = this.samples[this.samples.length - 1];
+          this.timelineSamples.push({ t, accepted: last?.accepted ?? 0, delivered });
+        } catch {
+          /* the agents are gone (teardown); the run itself reports the cause */
+        }
+        await delay(Math.max(0, TIMELINE_MS - (Date.now() - t)));
+      }
+    })();
   }
 
   private async ingressCount(c: Cloud): Promise<number | undefined> {
@@ -179,22 +241,69 @@ export class ScenarioRun {
     inject: () => Promise<void> | void,
     holdMs: number,
     heal: () => Promise<void> | void,
+    opts: {
+      draw?: boolean;
+      /**
+       * The mesh must recover while the fault is still held (a failover): the outage window ends at the
+       * last catch-up during the hold, and a cloud still behind at its end is a failure (the window then
+       * ends at the recovery after the heal, which is required either way).
+       */
+      recoverWhileHeld?: boolean;
+      /** false: nothing should stall (e.g. a replay of old frames); not measured, not in the outage cell. */
+      outage?: boolean;
+    } = {},
   ): Promise<FaultWindow> {
     const injectedAt = Date.now();
     await inject();
+    let heldRecoveredAt: number | undefined;
+    if (opts.recoverWhileHeld) heldRecoveredAt = await this.watchOutage(injectedAt + holdMs);
     await delay(Math.max(0, holdMs - (Date.now() - injectedAt)));
     await heal();
     const healedAt = Date.now();
-    const recoveredAt = await this.waitRecovered(this.spec.recoveryTimeoutMs ?? 60_000);
-    const w: FaultWindow = { label, injectedAt, healedAt, recoveredAt };
+    const outage = opts.outage ?? true;
+    const afterHeal = outage ? await this.waitRecovered(this.spec.recoveryTimeoutMs ?? 60_000) : undefined;
+    let recoveredAt = afterHeal;
+    if (opts.recoverWhileHeld) {
+      if (heldRecoveredAt !== undefined) recoveredAt = heldRecoveredAt;
+      else
+        this.fail(
+          `${label}: a cloud was still behind when the fault ended after ${holdMs / 1000} s (no failover while it was held)`,
+        );
+    }
+    const w: FaultWindow = { label, injectedAt, healedAt, recoveredAt, drawn: opts.draw ?? true, outage };
     this.windows.push(w);
     this.log(
       `${label}: healed after ${((healedAt - injectedAt) / 1000).toFixed(1)} s, ` +
-        (recoveredAt
-          ? `full recovery ${((recoveredAt - injectedAt) / 1000).toFixed(1)} s after injection`
-          : 'NOT RECOVERED'),
+        (!outage
+          ? 'no outage expected'
+          : recoveredAt
+            ? `full recovery ${((recoveredAt - injectedAt) / 1000).toFixed(1)} s after injection`
+            : opts.recoverWhileHeld
+              ? 'NOT RECOVERED while the fault was held'
+              : 'NOT RECOVERED'),
     );
     return w;
+  }
+
+  /**
+   * Poll until `until`: the time of the last catch-up (every cloud delivered what was accepted
+   * RECOVERY_LAG_MS earlier, after having been behind), the injection time when it never fell behind, or
+   * undefined when it is behind at the end.
+   */
+  private async watchOutage(until: number): Promise<number | undefined> {
+    let caughtUpAt: number | undefined = Date.now();
+    while (Date.now() < until) {
+      const t = Date.now();
+      const ref = this.acceptedAsOf(t - RECOVERY_LAG_MS);
+      if (ref !== undefined) {
+        const d = await this.delivered();
+        const ok = CLOUDS.every((c) => d[c] >= ref);
+        if (!ok) caughtUpAt = undefined;
+        else caughtUpAt ??= t;
+      }
+      await delay(Math.max(0, POLL_MS - (Date.now() - t)));
+    }
+    return caughtUpAt;
   }
 
   /** SIGKILL a (non-ingress) replicator, keep it down downMs, restart it; its backend's deliveries are split at the restart. */
@@ -214,10 +323,7 @@ export class ScenarioRun {
       },
       downMs,
       async () => {
-        const idx = await this.mesh.mark(cloud);
-        const list = this.marks.get(cloud) ?? [];
-        list.push(idx);
-        this.marks.set(cloud, list);
+        await this.markBackend(cloud);
         node.replicator.start();
         await this.mesh.waitReady(cloud, 30_000);
       },
@@ -247,6 +353,20 @@ export class ScenarioRun {
     return out;
   }
 
+  /** udpmesh_abandoned_total at each ingress (the origins), by "peer reason". */
+  private async abandonedCounts(): Promise<Map<string, number>> {
+    const out = new Map<string, number>();
+    for (const c of this.spec.ingresses) {
+      const s = await this.mesh.scrape(c);
+      for (const x of s ?? [])
+        if (x.name === 'udpmesh_abandoned_total') {
+          const k = `${x.labels.peer ?? ''} ${x.labels.reason ?? ''}`;
+          out.set(k, (out.get(k) ?? 0) + x.value);
+        }
+    }
+    return out;
+  }
+
   /** Counter increases during the scenario, summed over clouds. A replicator restarted meanwhile counts from 0
    * in its last incarnation only (what earlier incarnations counted after the first scrape is not included). */
   private static counterDeltas(
@@ -271,7 +391,9 @@ export class ScenarioRun {
     const spec = this.spec;
     const started = Date.now();
     const failures: string[] = [];
+    if (spec.prepare) await spec.prepare(this);
     const countersBefore = await this.counters();
+    const abandonedBefore = await this.abandonedCounts();
     const backendDropsBefore = new Map<Cloud, number>();
     for (const c of CLOUDS) backendDropsBefore.set(c, (await this.mesh.stats(c)).kernelDrops);
     for (const c of spec.ingresses) {
@@ -293,7 +415,9 @@ export class ScenarioRun {
         sessionBase: this.ranges[i]![0],
       });
     }
+    this.loadStartedAt = Date.now();
     this.startSampler();
+    this.startTimeline();
     let loads: LoadStatus[] = [];
     let faultError: Error | undefined;
     try {
@@ -350,6 +474,22 @@ export class ScenarioRun {
       failures.push(`not every cloud had every accepted datagram ${finalWait / 1000} s after the load ended`),
     );
     await this.quiesce().catch((e: Error) => this.notes.push(e.message.split('\n')[0]!));
+    this.timelineOn = false;
+    await this.timelineDone;
+    // What the origins gave up for each receiver cloud (a handover moves datagrams: not given up).
+    const abandoned: Record<string, number> = Object.fromEntries(CLOUDS.map((c) => [c, 0]));
+    let movedByHandover = 0;
+    for (const [k, v] of await this.abandonedCounts()) {
+      const d = v - (abandonedBefore.get(k) ?? 0);
+      if (d <= 0) continue;
+      const [peer, reason] = k.split(' ');
+      this.notes.push(`origins abandoned ${d} datagrams for ${peer} (reason ${reason})`);
+      if (reason === 'handover') movedByHandover += d;
+      else {
+        const cloud = (peer ?? '').split('/')[0]!;
+        if (cloud in abandoned) abandoned[cloud]! += d;
+      }
+    }
     const clouds: CloudResult[] = [];
     for (const c of CLOUDS) {
       const analysis = await this.mesh.analyze(c, this.groups, this.marks.get(c) ?? []);
@@ -385,13 +525,20 @@ export class ScenarioRun {
           `${c.cloud}: arrivals of this scenario's sessions in ${file}${marks.length ? `; restarts at arrival indexes ${marks.join(', ')}` : ''}`,
         );
       }
-      if (c.lost > 0) {
+      const counted = abandoned[c.cloud] ?? 0;
+      if (c.lost > 0 && c.lost <= counted)
+        this.notes.push(
+          `${c.cloud}: ${c.lost} datagrams missing, all counted abandoned at the origin (${counted})`,
+        );
+      else if (c.lost > 0) {
         const drops =
           c.backendKernelDrops > 0
             ? `; the kernel dropped ${c.backendKernelDrops} datagrams on the backend's socket (receive buffer full) meanwhile`
             : '';
         failures.push(
-          `${c.cloud}: ${c.lost} of ${accepted} accepted datagrams never delivered (${c.analysis.examples.slice(0, 3).join('; ')})${drops}`,
+          `${c.cloud}: ${c.lost} of ${accepted} accepted datagrams never delivered` +
+            `${counted > 0 ? ` (${counted} of them counted abandoned at the origin)` : ''}` +
+            ` (${c.analysis.examples.slice(0, 3).join('; ')})${drops}`,
         );
       }
       if (c.analysis.unexpected > 0)
@@ -411,12 +558,30 @@ export class ScenarioRun {
         );
     } else if (duplicates > 0) failures.push(`${duplicates} duplicate deliveries (no receiver was killed)`);
     for (const w of this.windows)
-      if (w.recoveredAt === undefined)
+      if (w.outage && w.recoveredAt === undefined)
         failures.push(
           `${w.label}: no full recovery within ${(spec.recoveryTimeoutMs ?? 60_000) / 1000} s of the heal`,
         );
     if (this.windows.length === 0 && !faultError) failures.push('no fault was injected');
+    failures.push(...this.ownFailures);
+    if (spec.teardown)
+      await spec
+        .teardown(this)
+        .catch((e: Error) => failures.push(`teardown failed: ${e.message.split('\n')[0]}`));
     for (const e of this.mesh.takeUnexpectedExits()) failures.push(e);
+    const timeline: Timeline = {
+      t0: this.loadStartedAt,
+      samples: this.timelineSamples,
+      windows: [
+        ...this.windows
+          .filter((w) => w.drawn)
+          .map((w) => ({ label: w.label, from: w.injectedAt, to: w.healedAt })),
+        ...this.bands,
+      ],
+      markers: this.windows.flatMap((w) =>
+        w.recoveredAt === undefined ? [] : [{ at: w.recoveredAt, label: `${w.label}: recovered` }],
+      ),
+    };
     return {
       name: spec.name,
       sent,
@@ -427,6 +592,9 @@ export class ScenarioRun {
       duplicatesWithinIncarnation,
       duplicateBudget,
       orderViolations,
+      abandoned,
+      movedByHandover,
+      timeline,
       windows: this.windows,
       receiverKills: this.receiverKills,
       failures,

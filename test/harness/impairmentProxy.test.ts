@@ -76,6 +76,44 @@ describe('harness: impairment proxy', () => {
     assert.equal(distinct, n - c.dropped);
     assert.ok(r.inversions > 100, `expected reordering, saw ${r.inversions} inversions`);
   });
+
+  it('with a source filter, impairs only the datagrams from those addresses', async () => {
+    const sink = createSocket('udp4');
+    const got = { a: 0, b: 0 };
+    sink.on('message', (m) => (m[0] === 0x61 ? got.a++ : got.b++));
+    await new Promise<void>((r) => sink.bind(0, '127.0.0.1', () => r()));
+    const proxy = await startImpairmentProxy({
+      target: { host: '127.0.0.1', port: sink.address().port },
+      impairment: { loss: 1 },
+    });
+    proxy.setSources(['127.0.0.2']);
+    const a = createSocket('udp4');
+    const b = createSocket('udp4');
+    await new Promise<void>((r) => a.bind(0, '127.0.0.1', () => r()));
+    await new Promise<void>((r) => b.bind(0, '127.0.0.2', () => r()));
+    try {
+      for (let i = 0; i < 100; i++) {
+        a.send(Buffer.from('a'), proxy.port, '127.0.0.1');
+        b.send(Buffer.from('b'), proxy.port, '127.0.0.1');
+      }
+      await waitFor(() => proxy.counters.received === 200 && got.a === 100, {
+        timeoutMs: 5000,
+        what: 'the unfiltered source forwarded',
+        detail: () => `${JSON.stringify(proxy.counters)} ${JSON.stringify(got)}`,
+      });
+      assert.equal(got.b, 0, 'everything from the filtered source was lost');
+      assert.equal(proxy.counters.dropped, 100);
+      proxy.setSources(undefined);
+      b.send(Buffer.from('b'), proxy.port, '127.0.0.1');
+      await waitFor(() => proxy.counters.received === 201, { timeoutMs: 5000, what: 'one more' });
+      assert.equal(proxy.counters.dropped, 101, 'without a filter every source is impaired');
+    } finally {
+      a.close();
+      b.close();
+      sink.close();
+      await proxy.close();
+    }
+  });
 });
 
 async function throughProxy(imp: Partial<Impairment>, n: number) {

@@ -50,6 +50,8 @@ export function decide(rng: Rng, imp: Impairment): Decision {
   return { delays, reordered };
 }
 
+const UNTOUCHED: Decision = { delays: [0], reordered: 0 };
+
 export interface ProxyCounters {
   received: number;
   dropped: number;
@@ -146,6 +148,10 @@ export class ImpairmentProxy {
   private timer: NodeJS.Timeout | undefined;
   private timerDue = Infinity;
   private closed = false;
+  /** Sees every datagram as it arrives, before impairment (the chaos suite captures frames to replay them). */
+  tap: ((msg: Buffer) => void) | undefined;
+  /** When set, only datagrams from these source addresses are impaired; the rest pass untouched. */
+  private sources: ReadonlySet<string> | undefined;
 
   constructor(readonly opts: ImpairmentProxyOptions) {
     this.impairment = { ...NO_IMPAIRMENT, ...opts.impairment };
@@ -154,6 +160,11 @@ export class ImpairmentProxy {
 
   setImpairment(imp: Partial<Impairment>): void {
     this.impairment = { ...this.impairment, ...imp };
+  }
+
+  /** Impair only what comes from these addresses (one sender's side of a shared link); undefined: all. */
+  setSources(addresses: readonly string[] | undefined): void {
+    this.sources = addresses ? new Set(addresses) : undefined;
   }
 
   get current(): Impairment {
@@ -180,7 +191,7 @@ export class ImpairmentProxy {
     });
     this.inbound = inbound;
     this.outbound = outbound;
-    inbound.on('message', (msg) => this.onDatagram(msg));
+    inbound.on('message', (msg, rinfo) => this.onDatagram(msg, rinfo.address));
     inbound.on('error', () => {
       /* keep proxying */
     });
@@ -212,10 +223,11 @@ export class ImpairmentProxy {
     this.outbound?.send(buf, this.opts.target.port, this.opts.target.host, this.onSent);
   }
 
-  private onDatagram(msg: Buffer): void {
+  private onDatagram(msg: Buffer, from: string): void {
     if (this.closed) return;
     this.counters.received++;
-    const d = decide(this.rng, this.impairment);
+    this.tap?.(msg);
+    const d = this.sources && !this.sources.has(from) ? UNTOUCHED : decide(this.rng, this.impairment);
     if (d.delays.length === 0) {
       this.counters.dropped++;
       return;
