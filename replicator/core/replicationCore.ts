@@ -6,6 +6,12 @@
 // Order of checks on an incoming frame, cheapest and least trusting first: header parses; it is addressed
 // to this member; the sender is a known member (unknown senders get no state at all); the MAC verifies
 // under the link key; the frame decodes; the epochs are the current ones; the packet number is fresh.
+//
+// Timers: the owner arms ONE timer at nextDeadline() (the earliest link deadline from the PeerSet's heap,
+// or the oldest owed ACK) and calls onAlarm() when it fires; onAlarm services only what is due. After
+// every other event (frames received, datagrams queued, membership) the owner runs flush() at the end of
+// the event-loop turn and re-arms if the deadline moved earlier. Alarms are at least timerGranularityMs
+// apart, so work that stays due (a send capped per flush, a token not yet whole) cannot spin.
 import { InboundStream } from '../delivery/inboundStream.ts';
 import { hashString } from '../delivery/hashRing.ts';
 import {
@@ -58,7 +64,11 @@ export interface CoreOptions {
 export class ReplicationCore {
   readonly peers: PeerSet;
   readonly senders = new Map<string, SenderState>();
-  readonly ackDirty = new Set<InboundEntry>();
+  /** Streams that owe an ACK, with the time it is due (insertion order is due order: one delay for all). */
+  readonly ackDirty = new Map<InboundEntry, number>();
+  /** Alarms run (onAlarm calls) and when the last one ran. */
+  alarms = 0;
+  private lastAlarmAt = -Infinity;
   /** Per peer member: the accepted key its frames are signed with; frames to it are signed with the same. */
   readonly peerKeys = new Map<string, FrameKey>();
   readonly selfHash: number;
@@ -167,7 +177,11 @@ export class ReplicationCore {
         break;
       case FrameType.Ack: {
         const wasDown = link.state !== 'up';
-        if (link.onAck(f, now) && wasDown && link.state === 'up') this.peers.targetsVersion++;
+        if (link.onAck(f, now)) {
+          if (wasDown && link.state === 'up') this.peers.targetsVersion++;
+          // The window may have opened, a barrier may be settled: the end-of-turn flush sees to both.
+          this.peers.dirty.add(link);
+        }
         break;
       }
       case FrameType.Ping: {
@@ -183,6 +197,7 @@ export class ReplicationCore {
         break;
       }
     }
+    this.peers.touch(entry);
   }
 
   private senderState(sender: string, epoch: number, now: number): SenderState {
@@ -249,7 +264,7 @@ export class ReplicationCore {
     // ackEveryDatagrams new datagrams, otherwise within ackDelayMs (flushAcks).
     if (stream.ackUrgent || stream.unacked >= this.params.ackEveryDatagrams)
       this.sendAck(entry, inbound, now);
-    else this.ackDirty.add(inbound);
+    else if (!this.ackDirty.has(inbound)) this.ackDirty.set(inbound, now + this.params.ackDelayMs);
   }
 
   private sendAck(entry: LinkEntry, inbound: InboundEntry, now: number): void {
@@ -267,8 +282,10 @@ export class ReplicationCore {
     this.ackDirty.delete(inbound);
   }
 
+  /** Sends the ACKs whose delay ran out (all of them with `now` = Infinity). */
   flushAcks(now: number): void {
-    for (const inbound of this.ackDirty) {
+    for (const [inbound, due] of this.ackDirty) {
+      if (due > now) break; // insertion order is due order
       const entry = this.peers.links.get(inbound.stream.origin);
       if (entry && entry.link.peerEpoch === inbound.stream.epoch) this.sendAck(entry, inbound, now);
       else this.ackDirty.delete(inbound);
@@ -289,13 +306,37 @@ export class ReplicationCore {
 
   // ---------------------------------------------------------------- timers
 
-  /** The fast timer: link deadlines, barrier releases, owed ACKs, new data. */
-  tick(): boolean {
-    const now = this.o.now();
-    const changed = this.peers.tick(now);
+  /**
+   * When onAlarm() next has something to do (the core's clock, ms; Infinity: nothing ever). Never sooner
+   * than timerGranularityMs after the last alarm.
+   */
+  nextDeadline(): number {
+    let d = this.peers.nextDeadline();
+    for (const due of this.ackDirty.values()) {
+      if (due < d) d = due;
+      break; // the first is the earliest
+    }
+    return Math.max(d, this.lastAlarmAt + this.params.timerGranularityMs);
+  }
+
+  /** The alarm: links whose deadline passed, ACKs whose delay ran out, then the flush. */
+  onAlarm(now = this.o.now()): boolean {
+    this.alarms++;
+    this.lastAlarmAt = now;
+    const changed = this.peers.service(now);
     this.flushAcks(now);
     this.peers.flushDirty(now);
     return changed;
+  }
+
+  /** Whether events of this turn left datagrams to send (the owner then calls flush() at the turn's end). */
+  get flushPending(): boolean {
+    return this.peers.dirty.size > 0;
+  }
+
+  /** The end-of-turn flush: datagrams queued and windows opened during this event-loop turn leave now. */
+  flush(now = this.o.now()): void {
+    this.peers.flushDirty(now);
   }
 
   /** The slow timer: idle sessions of inbound streams, idle streams, departed peers. */
@@ -318,6 +359,7 @@ export class ReplicationCore {
     }
     this.peers.sweep(now);
     for (const id of this.peerKeys.keys()) if (!this.peers.links.has(id)) this.peerKeys.delete(id);
+    if (this.peers.barriers.size > 0) this.peers.flushDirty(now); // a removed link may settle a barrier
   }
 
   *inbound(): IterableIterator<InboundEntry> {
