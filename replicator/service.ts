@@ -612,8 +612,10 @@ export class Replicator {
 
   /**
    * Arms the alarm at the core's next deadline when that is at least 1 ms earlier than the armed one.
-   * Node timers count whole milliseconds from the loop's cached time: the delay is rounded up, at least
-   * 1 ms; an alarm that fires early (the cached time lagged) services nothing not yet due and re-arms.
+   * Node timers count whole milliseconds of libuv's clock from a truncated start, so a timer may fire up
+   * to 1 ms before `delay` has passed on performance.now(): the delay is rounded up plus 1 ms, so the
+   * alarm never fires before its deadline (where it would service nothing, and the next alarm could come
+   * no sooner than timerGranularityMs later) and is at most about 1 ms late.
    */
   private rearm(): void {
     const core = this.core;
@@ -622,7 +624,7 @@ export class Replicator {
     if (at === Infinity || at > this.alarmAt - 1) return;
     if (this.alarm !== undefined) clearTimeout(this.alarm);
     this.alarmAt = at;
-    const delay = Math.min(0x7fffffff, Math.max(1, Math.ceil(at - performance.now())));
+    const delay = Math.min(0x7fffffff, Math.max(0, Math.ceil(at - performance.now())) + 1);
     this.alarm = setTimeout(this.onAlarm, delay);
     this.alarm.unref();
     this.timerStats.rearms++;
