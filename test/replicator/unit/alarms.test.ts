@@ -222,6 +222,42 @@ describe('deadline-driven alarms (ReplicationCore / PeerSet)', () => {
     assert.equal(m.servicesOf('aws/a', 'gcp/b'), servicedB, "b's link was not serviced");
   });
 
+  it("a down replica's backlog moves at its hand-over time only while its cluster has a live replica, and as soon as one comes up", () => {
+    const m = mesh([
+      ['aws/a', 'aws', 11],
+      ['gcp/b1', 'gcp', 21],
+      ['gcp/b2', 'gcp', 22],
+    ]);
+    m.runUntil(3000);
+    const a = m.cores.get('aws/a')!;
+    const both = (x: string) => [`aws/a>${x}`, `${x}>aws/a`];
+    for (const k of [...both('gcp/b1'), ...both('gcp/b2')]) m.cut.add(k);
+    const s = session(5);
+    for (let i = 0; i < 10; i++) a.peers.replicate(s, i, Buffer.from(`d${i}`));
+    a.flush();
+    const [from, other] = (['gcp/b1', 'gcp/b2'] as const).map((id) => m.entry('aws/a', id));
+    const [held, spare] = from!.link.lag > 0 ? [from!, other!] : [other!, from!];
+    assert.equal(held.link.lag, 10);
+    m.runUntil(m.clock.now + p.peerDownAfterMs + 500);
+    assert.equal(held.link.state, 'down');
+    assert.equal(spare.link.state, 'down');
+    // No live replica in gcp: nothing to move to, so no hand-over deadline, however long it lasts.
+    const handoverAt = held.link.lastHeardAt + p.handoverAfterMs;
+    assert.ok(a.peers.deadlineOf(held) < handoverAt, 'its next deadline is a ping');
+    m.runUntil(handoverAt + 1000);
+    assert.equal(held.link.counters.abandoned.handover, 0);
+    assert.equal(held.link.lag, 10);
+    // The spare replica answers again: once it is up, the backlog moves at the next alarm.
+    for (const k of both(spare.link.peer.id)) m.cut.delete(k);
+    const t = m.clock.now;
+    m.runUntil(t + p.pingIntervalMs + 50);
+    assert.equal(spare.link.state, 'up');
+    assert.equal(held.link.counters.abandoned.handover, 10, 'moved');
+    assert.equal(held.link.lag, 0);
+    m.runUntil(m.clock.now + 100);
+    assert.equal(spare.link.lag, 0, 'and acknowledged by the spare replica');
+  });
+
   it('alarms are at least timerGranularityMs apart: work that stays due cannot spin', () => {
     const m = mesh([
       ['aws/a', 'aws', 11],
