@@ -3,6 +3,13 @@
 // the I/O: sockets (ingress listeners, the replication Transport, backend sockets), timers, etcd and the
 // ingress session table. Everything about replication lives in the I/O-free ReplicationCore
 // (core/replicationCore.ts), which the simulator runs on a virtual network and clock.
+//
+// Timers: one replication alarm (a setTimeout, unref'd: sockets keep the process alive, not timers) armed
+// at the core's next deadline, re-armed at the end of every event-loop turn that had replication events,
+// and only when the deadline moved at least 1 ms earlier than the armed one (Node's timer resolution: a
+// later deadline just lets the armed timer fire early, service nothing or what is due, and re-arm). So an
+// idle replicator wakes up for pings and sweeps only, and a busy one does not create a timer per datagram.
+// Datagrams queued during a turn leave at its end (setImmediate), never on a timer.
 import { hostname } from 'node:os';
 import { performance } from 'node:perf_hooks';
 import type { Logger } from 'pino';
@@ -14,7 +21,6 @@ import { hashString } from './delivery/hashRing.ts';
 import type { ClientSession } from './ingress/clientSession.ts';
 import { bindListeners, type Listener } from './ingress/listeners.ts';
 import { SessionTable, type EvictReason } from './ingress/sessionTable.ts';
-import { protocolParams } from './protocol/params.ts';
 import type { PeerEndpoint } from './replication/peerLink.ts';
 import { NO_MEMBER, sessionHashKey } from './replication/peerSet.ts';
 import { DropReason, type ReplicatorSnapshot } from './observability/stats.ts';
@@ -66,6 +72,12 @@ export class Replicator {
   private readonly selfHash: number;
   private coordinator: Coordinator | undefined;
   private timers: NodeJS.Timeout[] = [];
+  /** The replication alarm and the core time it is armed for (Infinity: not armed). */
+  private alarm: NodeJS.Timeout | undefined;
+  private alarmAt = Infinity;
+  private stopped = false;
+  /** Timer wake-ups per timer, and how often the alarm was (re)armed: the cost of timers, at scrape time. */
+  private readonly timerStats = { wakeups: { alarm: 0, sweep: 0, keys: 0 }, rearms: 0 };
   private ready = false;
   private keyRing: KeyRing;
   /** This incarnation's X25519 key pair: in memory only; its public half goes into the member record. */
@@ -180,7 +192,10 @@ export class Replicator {
       this.io,
       cfg.replication.address,
       cfg.replication.port,
-      (msg) => this.core?.onFrame(msg),
+      (msg) => {
+        this.core?.onFrame(msg);
+        this.endOfTurn();
+      },
       () => this.drop(DropReason.SendError),
       (err) => this.log.error({ err: err.message }, 'replication socket error'),
     );
@@ -253,12 +268,21 @@ export class Replicator {
       };
       l.socket.onError = (err) => this.log.error({ err: err.message, port: l.port }, 'ingress socket error');
     }
-    const tick = setInterval(() => this.tick(), protocolParams.tickMs);
-    const sweep = setInterval(() => this.sweep(), 1000);
-    this.timers.push(tick, sweep);
+    this.timers.push(
+      setInterval(() => {
+        this.timerStats.wakeups.sweep++;
+        this.sweep();
+      }, 1000),
+    );
     if (cfg.replication.auth.keyFiles.length > 0) {
-      this.timers.push(setInterval(() => this.reloadKeys(), cfg.replication.auth.reloadMs));
+      this.timers.push(
+        setInterval(() => {
+          this.timerStats.wakeups.keys++;
+          this.reloadKeys();
+        }, cfg.replication.auth.reloadMs),
+      );
     }
+    this.rearm();
     this.ready = true;
     this.log.info(
       {
@@ -381,11 +405,19 @@ export class Replicator {
     }
   }
 
+  /** Replication events happened in this turn: flush and re-arm at its end (once per turn, not per frame). */
+  private endOfTurn(): void {
+    if (this.flushScheduled) return;
+    this.flushScheduled = true;
+    setImmediate(this.flushLinks);
+  }
+
   /** Frames are built once per event-loop turn, so datagrams that arrived together share frames. */
   private readonly flushLinks = (): void => {
     this.flushScheduled = false;
-    this.core?.peers.flushDirty(performance.now());
+    this.core?.flush(performance.now());
     this.transport?.flush(); // this runs in an immediate: the frames leave now (one sendmmsg), not a turn later
+    this.rearm();
   };
 
   private newSession(
@@ -525,6 +557,7 @@ export class Replicator {
       return;
     }
     this.core.peers.applyMembers(members, performance.now());
+    this.rearm();
   }
 
   /** Dynamic config from etcd, merged over the file config; invalid documents are refused and logged. */
@@ -565,6 +598,7 @@ export class Replicator {
       for (const p of this.cfg.replication.peers)
         core.peers.upsert(this.peerFromConfig(p), true, performance.now());
       core.peers.rebuildTargets();
+      this.rearm();
     }
     this.log.info({ keys: Object.keys(doc) }, 'applied dynamic config');
   }
@@ -594,9 +628,35 @@ export class Replicator {
 
   // ---------------------------------------------------------------- timers
 
-  private tick(): void {
-    this.core?.tick();
+  /**
+   * Arms the alarm at the core's next deadline when that is at least 1 ms earlier than the armed one.
+   * Node timers count whole milliseconds of libuv's clock from a truncated start, so a timer may fire up
+   * to 1 ms before `delay` has passed on performance.now(): the delay is rounded up plus 1 ms, so the
+   * alarm never fires before its deadline (where it would service nothing, and the next alarm could come
+   * no sooner than timerGranularityMs later) and is at most about 1 ms late.
+   */
+  private rearm(): void {
+    const core = this.core;
+    if (!core || this.stopped) return;
+    const at = core.nextDeadline();
+    if (at === Infinity || at > this.alarmAt - 1) return;
+    if (this.alarm !== undefined) clearTimeout(this.alarm);
+    this.alarmAt = at;
+    const delay = Math.min(0x7fffffff, Math.max(0, Math.ceil(at - performance.now())) + 1);
+    this.alarm = setTimeout(this.onAlarm, delay);
+    this.alarm.unref();
+    this.timerStats.rearms++;
   }
+
+  private readonly onAlarm = (): void => {
+    this.alarm = undefined;
+    this.alarmAt = Infinity;
+    this.timerStats.wakeups.alarm++;
+    if (!this.core || this.stopped) return;
+    this.core.onAlarm(performance.now());
+    this.transport?.flush();
+    this.rearm();
+  };
 
   private sweep(): void {
     const now = performance.now();
@@ -607,6 +667,8 @@ export class Replicator {
       this.retainedBackendsVersion = this.pool.version;
     }
     this.core?.sweep();
+    this.transport?.flush();
+    this.rearm();
   }
 
   // ---------------------------------------------------------------- stats, drain, stop
@@ -690,6 +752,7 @@ export class Replicator {
       reorderBuffered,
       inboundStreams,
       etcdRequests: this.etcdRequests,
+      timers: { wakeups: { ...this.timerStats.wakeups }, rearms: this.timerStats.rearms },
       io: {
         mode: this.io.kind,
         reason: this.io.reason,
@@ -745,8 +808,11 @@ export class Replicator {
 
   async stop(): Promise<void> {
     this.ready = false;
+    this.stopped = true;
     for (const t of this.timers) clearInterval(t);
     this.timers = [];
+    if (this.alarm !== undefined) clearTimeout(this.alarm);
+    this.alarm = undefined;
     this.pool.stop();
     this.table.clear();
     for (const l of this.listeners) l.socket.close();

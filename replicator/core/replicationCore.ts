@@ -8,6 +8,12 @@
 // the current ones (a key of another incarnation could not verify it anyway); the MAC verifies under the
 // link key, which takes the cluster key and the X25519 secret of this pair of incarnations; the frame
 // decodes; the epochs are the current ones; the packet number is fresh.
+//
+// Timers: the owner arms ONE timer at nextDeadline() (the earliest link deadline from the PeerSet's heap,
+// or the oldest owed ACK) and calls onAlarm() when it fires; onAlarm services only what is due. After
+// every other event (frames received, datagrams queued, membership) the owner runs flush() at the end of
+// the event-loop turn and re-arms if the deadline moved earlier. Alarms are at least timerGranularityMs
+// apart, so work that stays due (a send capped per flush, a token not yet whole) cannot spin.
 import { InboundStream } from '../delivery/inboundStream.ts';
 import { hashString } from '../delivery/hashRing.ts';
 import {
@@ -70,7 +76,11 @@ export interface CoreOptions {
 export class ReplicationCore {
   readonly peers: PeerSet;
   readonly senders = new Map<string, SenderState>();
-  readonly ackDirty = new Set<InboundEntry>();
+  /** Streams that owe an ACK, with the time it is due (insertion order is due order: one delay for all). */
+  readonly ackDirty = new Map<InboundEntry, number>();
+  /** Alarms run (onAlarm calls) and when the last one ran. */
+  alarms = 0;
+  private lastAlarmAt = -Infinity;
   /** Per peer member: the accepted key its frames are signed with; frames to it are signed with the same. */
   readonly peerKeys = new Map<string, FrameKey>();
   readonly selfHash: number;
@@ -229,7 +239,11 @@ export class ReplicationCore {
         break;
       case FrameType.Ack: {
         const wasDown = link.state !== 'up';
-        if (link.onAck(f, now) && wasDown && link.state === 'up') this.peers.targetsVersion++;
+        if (link.onAck(f, now)) {
+          if (wasDown && link.state === 'up') this.peers.targetsVersion++;
+          // The window may have opened, a barrier may be settled: the end-of-turn flush sees to both.
+          this.peers.dirty.add(link);
+        }
         break;
       }
       case FrameType.Ping: {
@@ -245,6 +259,7 @@ export class ReplicationCore {
         break;
       }
     }
+    this.peers.touch(entry);
   }
 
   private senderState(sender: string, epoch: number, now: number): SenderState {
@@ -311,7 +326,7 @@ export class ReplicationCore {
     // ackEveryDatagrams new datagrams, otherwise within ackDelayMs (flushAcks).
     if (stream.ackUrgent || stream.unacked >= this.params.ackEveryDatagrams)
       this.sendAck(entry, inbound, now);
-    else this.ackDirty.add(inbound);
+    else if (!this.ackDirty.has(inbound)) this.ackDirty.set(inbound, now + this.params.ackDelayMs);
   }
 
   private sendAck(entry: LinkEntry, inbound: InboundEntry, now: number): void {
@@ -329,8 +344,10 @@ export class ReplicationCore {
     this.ackDirty.delete(inbound);
   }
 
+  /** Sends the ACKs whose delay ran out (all of them with `now` = Infinity). */
   flushAcks(now: number): void {
-    for (const inbound of this.ackDirty) {
+    for (const [inbound, due] of this.ackDirty) {
+      if (due > now) break; // insertion order is due order
       const entry = this.peers.links.get(inbound.stream.origin);
       if (entry && entry.link.peerEpoch === inbound.stream.epoch) this.sendAck(entry, inbound, now);
       else this.ackDirty.delete(inbound);
@@ -351,13 +368,37 @@ export class ReplicationCore {
 
   // ---------------------------------------------------------------- timers
 
-  /** The fast timer: link deadlines, barrier releases, owed ACKs, new data. */
-  tick(): boolean {
-    const now = this.o.now();
-    const changed = this.peers.tick(now);
+  /**
+   * When onAlarm() next has something to do (the core's clock, ms; Infinity: nothing ever). Never sooner
+   * than timerGranularityMs after the last alarm.
+   */
+  nextDeadline(): number {
+    let d = this.peers.nextDeadline();
+    for (const due of this.ackDirty.values()) {
+      if (due < d) d = due;
+      break; // the first is the earliest
+    }
+    return Math.max(d, this.lastAlarmAt + this.params.timerGranularityMs);
+  }
+
+  /** The alarm: links whose deadline passed, ACKs whose delay ran out, then the flush. */
+  onAlarm(now = this.o.now()): boolean {
+    this.alarms++;
+    this.lastAlarmAt = now;
+    const changed = this.peers.service(now);
     this.flushAcks(now);
     this.peers.flushDirty(now);
     return changed;
+  }
+
+  /** Whether events of this turn left datagrams to send (the owner then calls flush() at the turn's end). */
+  get flushPending(): boolean {
+    return this.peers.dirty.size > 0;
+  }
+
+  /** The end-of-turn flush: datagrams queued and windows opened during this event-loop turn leave now. */
+  flush(now = this.o.now()): void {
+    this.peers.flushDirty(now);
   }
 
   /** The slow timer: idle sessions of inbound streams, idle streams, departed peers. */
@@ -381,6 +422,7 @@ export class ReplicationCore {
     this.peers.sweep(now);
     for (const id of this.peerKeys.keys()) if (!this.peers.links.has(id)) this.peerKeys.delete(id);
     for (const id of this.keylessLogged.keys()) if (!this.peers.links.has(id)) this.keylessLogged.delete(id);
+    if (this.peers.barriers.size > 0) this.peers.flushDirty(now); // a removed link may settle a barrier
   }
 
   *inbound(): IterableIterator<InboundEntry> {

@@ -162,6 +162,20 @@ export function createMetricsRegistry(snapshot: () => ReplicatorSnapshot): clien
   counter('udpmesh_etcd_requests_total', 'Requests this replicator made to etcd.', [], (m, s) =>
     m.inc(s.etcdRequests),
   );
+  counter(
+    'udpmesh_timer_wakeups_total',
+    'Timer wake-ups, per timer: alarm (replication timers, armed at the next link or ACK deadline), sweep, keys.',
+    ['timer'],
+    (m, s) => {
+      for (const [timer, n] of Object.entries(s.timers.wakeups)) m.inc({ timer }, n);
+    },
+  );
+  counter(
+    'udpmesh_timer_rearms_total',
+    'Times the replication alarm was armed (a deadline earlier than the armed one): timer churn.',
+    [],
+    (m, s) => m.inc(s.timers.rearms),
+  );
   gauge(
     'udpmesh_replication_lag_datagrams',
     'Datagrams accepted for a peer and not yet acknowledged.',

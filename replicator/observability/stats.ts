@@ -105,5 +105,10 @@ export interface ReplicatorSnapshot {
   waitingForMember: Array<{ cluster: string; datagrams: number }>;
   inboundStreams: number;
   etcdRequests: number;
+  /**
+   * Timer wake-ups per timer (alarm: the replication alarm at the next link/ACK deadline; sweep; keys),
+   * and how often the alarm was armed (each one a setTimeout).
+   */
+  timers: { wakeups: Record<string, number>; rearms: number };
   io: IoStatus;
 }

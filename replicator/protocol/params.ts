@@ -20,8 +20,14 @@ export const protocolParams = {
   packetThreshold: 3,
   /** The adaptive reordering window (spurious retransmissions widen it) never exceeds this many frames. */
   maxReorderFrames: 256,
-  /** How often the retransmit scan and the ack flush run; timers are bucketed, never per datagram. */
-  tickMs: 2,
+  /**
+   * Timer granularity (RFC 9002 kGranularity): the floor of the RTO's variance term and of the loss delay,
+   * and the least time between two alarms of one replicator (each link's timers fire at their own
+   * deadline, docs/protocol.md "Timers"; work due sooner than this after an alarm waits for the next one,
+   * so a busy link is serviced at most every granularity, never in a loop). Node's timers have 1 ms
+   * resolution; 2 ms is the period the v1 tick polled at, so pacing and RTO floors did not change.
+   */
+  timerGranularityMs: 2,
   /** Liveness probes and RTT samples while a link is idle. */
   pingIntervalMs: 250,
   /** A peer silent this long is marked down: no data is sent to it, its backlog is kept (bounded). */

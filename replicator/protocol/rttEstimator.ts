@@ -12,7 +12,7 @@ export class RttEstimator {
   constructor(
     private readonly params: Pick<
       typeof protocolParams,
-      'initialRttMs' | 'minRtoMs' | 'maxRtoMs' | 'tickMs'
+      'initialRttMs' | 'minRtoMs' | 'maxRtoMs' | 'timerGranularityMs'
     > = protocolParams,
   ) {
     this.srttMs = params.initialRttMs;
@@ -37,7 +37,7 @@ export class RttEstimator {
 
   /** Base retransmission timeout in ms before any backoff. */
   rtoMs(): number {
-    const rto = this.srttMs + Math.max(4 * this.rttVarMs, this.params.tickMs);
+    const rto = this.srttMs + Math.max(4 * this.rttVarMs, this.params.timerGranularityMs);
     return Math.min(this.params.maxRtoMs, Math.max(this.params.minRtoMs, rto));
   }
 }

@@ -292,7 +292,7 @@ export class PeerLink {
       this.reorderFrames = Math.min(this.params.maxReorderFrames, this.reorderFrames * 2);
       this.reorderExtraMs = Math.min(
         4 * this.rtt.srttMs,
-        this.reorderExtraMs + Math.max(this.params.tickMs, this.rtt.srttMs / 4),
+        this.reorderExtraMs + Math.max(this.params.timerGranularityMs, this.rtt.srttMs / 4),
       );
     } else if (progressed) {
       // Narrow back by ~1% per ACK: reordering that stopped stops costing latency.
@@ -312,7 +312,7 @@ export class PeerLink {
     const refFrame = this.lossRefFrame;
     let budget = this.refillResend(now);
     const lossDelay =
-      Math.max(this.params.tickMs, (9 / 8) * Math.max(this.rtt.srttMs, this.rtt.latestMs)) +
+      Math.max(this.params.timerGranularityMs, (9 / 8) * Math.max(this.rtt.srttMs, this.rtt.latestMs)) +
       this.reorderExtraMs;
     // Counted in frames, not positions: one frame overtaking another must not make its many records "lost".
     const frameLimit = refFrame - Math.round(this.reorderFrames);
@@ -354,10 +354,40 @@ export class PeerLink {
     return true;
   }
 
-  /** Timers: RTO retransmission, liveness probes, down detection. Called every tick for every link. */
+  /**
+   * The earliest time tick() has something to do (ms on the link's clock): the next liveness probe, down
+   * detection, the probe timeout while data is in flight, paced loss resends and resync sends when the
+   * token bucket next holds one, and -Infinity (due at once) when the window lets unsent data out.
+   * tick() tests each timer as `now >= <the same expression>`, so a link serviced at its deadline always
+   * does what made it due, and its next deadline moves on.
+   */
+  nextDeadline(): number {
+    const p = this.params;
+    let d = this.lastPingAt + p.pingIntervalMs;
+    if (this.state !== 'up') return d;
+    d = Math.min(d, this.lastHeardAt + p.peerDownAfterMs);
+    if (this.low < this.sendPos) d = Math.min(d, this.lastProgressAt + this.ptoMs());
+    if (this.lossPending) d = Math.min(d, this.resendTokenAt());
+    if (this.peerEpoch !== undefined && this.sendPos < Math.min(this.next, this.low + p.windowDatagrams))
+      d = Math.min(d, this.sendPos < this.resyncEnd ? this.resendTokenAt() : -Infinity);
+    return d;
+  }
+
+  /** When the resend token bucket next holds a whole token. */
+  private resendTokenAt(): number {
+    const missing = 1 - this.resendTokens;
+    return missing <= 0
+      ? this.resendRefillAt
+      : this.resendRefillAt + (missing * 1000) / this.params.resendDatagramsPerSecond;
+  }
+
+  /**
+   * Timers: probe timeout, paced resends, liveness probes, down detection. Called when nextDeadline() has
+   * passed (PeerSet.service); calling it earlier does nothing but what is due.
+   */
   tick(now: number): void {
-    if (this.state === 'up' && now - this.lastHeardAt > this.params.peerDownAfterMs) this.state = 'down';
-    if (now - this.lastPingAt >= this.params.pingIntervalMs) {
+    if (this.state === 'up' && now >= this.lastHeardAt + this.params.peerDownAfterMs) this.state = 'down';
+    if (now >= this.lastPingAt + this.params.pingIntervalMs) {
       this.lastPingAt = now;
       this.outstandingPings.push(now);
       if (this.outstandingPings.length > 8) this.outstandingPings.shift();
@@ -369,7 +399,7 @@ export class PeerLink {
     }
     if (this.state !== 'up') return;
     if (this.lossPending) this.detectLosses(now);
-    if (this.low < this.sendPos && now - this.lastProgressAt >= this.ptoMs()) this.probe(now);
+    if (this.low < this.sendPos && now >= this.lastProgressAt + this.ptoMs()) this.probe(now);
     this.flush(now);
   }
 

@@ -14,6 +14,17 @@
 // order. The mesh's clusters come from etcd's epoch keys (they outlive every incarnation) and from every
 // member record seen; what overflows, or waits when the session closes or the process stops, is counted
 // (`no_member`) against that cluster.
+//
+// Timers (docs/protocol.md "Timers"): each link has one deadline (PeerLink.nextDeadline, plus its
+// hand-over time here), kept in a binary min-heap of links, as quic-go arms one alarm per connection at
+// its earliest loss/PTO/ACK time. The owner arms one OS timer at nextDeadline() and calls service(now),
+// which runs only the links whose deadline passed. A cached deadline is recomputed when its link was
+// touched: a frame from the peer (touch), a flush (flushDirty), a service, a membership change, and any
+// change of the targets (a state change elsewhere in its cluster decides whether a down link's backlog
+// can move). A heap rather than a scan: the owner asks for the next deadline after every event batch,
+// and a mesh can have tens to hundreds of links; with the heap that question costs O(1) plus O(log n)
+// per link the batch touched. The simulator checks after every event that no cached deadline is later
+// than a fresh one (a missed wake-up).
 import { rendezvous, mix32 } from '../delivery/hashRing.ts';
 import type { MemberRecord } from '../coordination/keys.ts';
 import { protocolParams, type ProtocolParams } from '../protocol/params.ts';
@@ -38,6 +49,9 @@ export interface LinkEntry {
    * seen (a static peer), whose link keeps the cluster-key-only derivation (docs/protocol.md, "Keys").
    */
   peerKey?: PeerKey | null;
+  /** Cached next deadline (PeerSet.deadlineOf) and place in the timer heap (-1: not in it). */
+  deadline: number;
+  heapIndex: number;
 }
 
 export interface PeerKey {
@@ -124,6 +138,12 @@ export class PeerSet {
   /** Datagrams waiting for a member, per cluster, and those given up (`no_member`), per cluster. */
   readonly waitingCount = new Map<string, number>();
   readonly noMemberAbandoned = new Map<string, number>();
+  /** Links whose cached deadline may be stale, and the min-heap of links by cached deadline. */
+  private readonly stale = new Set<LinkEntry>();
+  private readonly heap: LinkEntry[] = [];
+  private timersVersion = -1;
+  /** Link services run by service() (each one a link whose deadline had passed). */
+  serviced = 0;
   private readonly params: ProtocolParams;
   private readonly maxHeld: number;
   /** Bytes held behind barriers and for member-less clusters, all sessions (bounded, see maxHeldPerSession). */
@@ -153,6 +173,7 @@ export class PeerSet {
       e.departedAt = undefined;
       this.departed.delete(e.link);
       e.static ||= isStatic;
+      this.stale.add(e);
       if (epoch !== undefined) {
         e.epochFromMembership = true;
         if (e.link.observePeerEpoch(epoch, now))
@@ -179,9 +200,12 @@ export class PeerSet {
       static: isStatic,
       departedAt: undefined,
       epochFromMembership: epoch !== undefined,
+      deadline: Infinity,
+      heapIndex: -1,
     };
     if (publicKey !== undefined && epoch !== undefined) this.learnKey(entry, epoch, publicKey);
     this.links.set(peer.id, entry);
+    this.stale.add(entry);
     this.o.log('info', { peer: peer.id, address: `${peer.address}:${peer.port}` }, 'peer joined');
     this.rebuildTargets();
   }
@@ -452,33 +476,125 @@ export class PeerSet {
   }
 
   /**
-   * Timers of every link; a replica down for handoverAfterMs whose cluster has another live replica has
-   * its backlog moved there (each session's records to its own new replica, in position order).
+   * Services the links whose deadline passed: their timers (PeerLink.tick), and a replica down for
+   * handoverAfterMs whose cluster has another live replica has its backlog moved there (each session's
+   * records to its own new replica, in position order). Links with nothing due are not touched.
+   * Returns whether a link changed state.
    */
-  tick(now: number): boolean {
+  service(now: number): boolean {
+    this.refreshDeadlines();
     let changed = false;
-    for (const e of this.links.values()) {
-      const before = e.link.state;
-      e.link.tick(now);
-      if (e.link.state !== before) {
+    const h = this.heap;
+    // A serviced link is not due again before the next granularity step (no loop within one alarm).
+    const floor = now + this.params.timerGranularityMs;
+    while (h.length > 0 && h[0].deadline <= now) {
+      const e = h[0];
+      const link = e.link;
+      const before = link.state;
+      link.tick(now);
+      this.serviced++;
+      if (link.state !== before) {
         changed = true;
         this.targetsVersion++;
-        this.o.log(
-          'warn',
-          { peer: e.link.peer.id, state: e.link.state, lag: e.link.lag },
-          `peer ${e.link.state}`,
-        );
+        this.o.log('warn', { peer: link.peer.id, state: link.state, lag: link.lag }, `peer ${link.state}`);
       }
-      if (
-        e.link.state === 'down' &&
-        e.link.lag > 0 &&
-        now - e.link.lastHeardAt > this.params.handoverAfterMs &&
-        this.pick(e.link.peer.cluster, 0, e.link)?.state === 'up'
-      )
-        this.moveBacklog(e.link);
+      if (now >= this.handoverAt(e)) this.moveBacklog(link);
+      this.setDeadline(e, Math.max(this.deadlineOf(e), floor));
     }
-    if (this.barriers.size > 0) this.checkBarriers();
+    // A state change can make another link's backlog movable (or not): nextDeadline() recomputes all.
     return changed;
+  }
+
+  /** The earliest deadline of any link (Infinity without links). */
+  nextDeadline(): number {
+    this.refreshDeadlines();
+    return this.heap.length > 0 ? this.heap[0].deadline : Infinity;
+  }
+
+  /** A frame from this link's peer was processed: its deadline is computed again. */
+  touch(e: LinkEntry): void {
+    this.stale.add(e);
+  }
+
+  /** The link's next deadline, computed afresh (the heap caches it). */
+  deadlineOf(e: LinkEntry): number {
+    return Math.min(e.link.nextDeadline(), this.handoverAt(e));
+  }
+
+  /** When a down link's backlog moves to another replica of its cluster (only while one is up). */
+  private handoverAt(e: LinkEntry): number {
+    const l = e.link;
+    if (l.state !== 'down' || l.lag <= 0) return Infinity;
+    if (this.pick(l.peer.cluster, 0, l)?.state !== 'up') return Infinity;
+    return l.lastHeardAt + this.params.handoverAfterMs;
+  }
+
+  private refreshDeadlines(): void {
+    if (this.timersVersion !== this.targetsVersion) {
+      this.timersVersion = this.targetsVersion;
+      for (const e of this.links.values()) this.stale.add(e);
+    }
+    if (this.stale.size === 0) return;
+    for (const e of this.stale)
+      if (this.links.get(e.link.peer.id) === e) this.setDeadline(e, this.deadlineOf(e));
+    this.stale.clear();
+  }
+
+  // ---------------------------------------------------------------- the timer heap
+
+  private setDeadline(e: LinkEntry, d: number): void {
+    const h = this.heap;
+    e.deadline = d;
+    if (e.heapIndex < 0) {
+      e.heapIndex = h.length;
+      h.push(e);
+    }
+    this.siftUp(e.heapIndex);
+    this.siftDown(e.heapIndex);
+  }
+
+  private removeFromHeap(e: LinkEntry): void {
+    const i = e.heapIndex;
+    if (i < 0) return;
+    const h = this.heap;
+    const last = h.pop()!;
+    e.heapIndex = -1;
+    if (last === e) return;
+    h[i] = last;
+    last.heapIndex = i;
+    this.siftUp(i);
+    this.siftDown(last.heapIndex);
+  }
+
+  private siftUp(i: number): void {
+    const h = this.heap;
+    const e = h[i];
+    while (i > 0) {
+      const p = (i - 1) >> 1;
+      if (h[p].deadline <= e.deadline) break;
+      h[i] = h[p];
+      h[i].heapIndex = i;
+      i = p;
+    }
+    h[i] = e;
+    e.heapIndex = i;
+  }
+
+  private siftDown(i: number): void {
+    const h = this.heap;
+    const e = h[i];
+    for (;;) {
+      const l = 2 * i + 1;
+      if (l >= h.length) break;
+      const r = l + 1;
+      const c = r < h.length && h[r].deadline < h[l].deadline ? r : l;
+      if (h[c].deadline >= e.deadline) break;
+      h[i] = h[c];
+      h[i].heapIndex = i;
+      i = c;
+    }
+    h[i] = e;
+    e.heapIndex = i;
   }
 
   private moveBacklog(from: PeerLink): void {
@@ -527,8 +643,17 @@ export class PeerSet {
     );
   }
 
+  /**
+   * The end-of-turn flush: barriers whose old backlog settled are released, then every link that got new
+   * data (or an ACK that may have opened its window) sends what it can; their deadlines are recomputed.
+   */
   flushDirty(now: number): void {
-    for (const link of this.dirty) link.flush(now);
+    if (this.barriers.size > 0) this.checkBarriers();
+    for (const link of this.dirty) {
+      link.flush(now);
+      const e = this.links.get(link.peer.id);
+      if (e?.link === link) this.stale.add(e);
+    }
     this.dirty.clear();
   }
 
@@ -548,6 +673,8 @@ export class PeerSet {
         });
         this.links.delete(id);
         this.departed.delete(e.link);
+        this.removeFromHeap(e);
+        this.stale.delete(e);
         this.o.log('warn', { peer: id, lost }, 'peer gone for longer than the retention: backlog dropped');
         this.rebuildTargets();
       }

@@ -14,6 +14,12 @@
 //    cluster, except as many as that origin counted abandoned towards that cluster;
 //  - per-session order: at each cluster, first deliveries of a session are in increasing seq;
 //  - no duplicate delivery within one receiving incarnation.
+// And after every event at a replica: no link's cached timer deadline is later than a fresh one (the
+// deadline-driven alarm, replicationCore.ts, would otherwise sleep through a timer).
+//
+// Each replica's timers run as production's do: one alarm event on the simulated clock at the core's next
+// deadline, re-armed only when an event moves that deadline earlier; datagrams queued at one instant are
+// flushed together by an end-of-turn event (as the service's setImmediate does).
 import { createHash } from 'node:crypto';
 import { ReplicationCore } from '../../replicator/core/replicationCore.ts';
 import type { MemberRecord } from '../../replicator/coordination/keys.ts';
@@ -224,27 +230,79 @@ class Node {
       this.core.peers.replicateControl(s, CONTROL_SESSION, this.controlSeq++, this.announcement(s.id));
     }
     this.core.peers.replicate(s, seq, payload);
-    if (!this.flushScheduled) {
-      this.flushScheduled = true;
-      this.sim.clock.after(0, () => {
-        this.flushScheduled = false;
-        if (this.alive) this.core.peers.flushDirty(this.sim.clock.now);
-      });
+    this.scheduleFlush();
+  }
+
+  /** A frame from the network; then the end-of-turn flush if it left something to send, or a re-arm. */
+  receive(frame: Buffer): void {
+    this.core.onFrame(frame);
+    if (this.core.flushPending) this.scheduleFlush();
+    else this.rearm();
+  }
+
+  /** Membership from the simulated etcd watch. */
+  applyMembers(list: MemberRecord[]): void {
+    this.core.peers.applyMembers(list, this.sim.clock.now);
+    this.rearm();
+  }
+
+  private scheduleFlush(): void {
+    if (this.flushScheduled) return;
+    this.flushScheduled = true;
+    this.sim.clock.after(0, () => {
+      this.flushScheduled = false;
+      if (!this.alive) return;
+      this.core.flush();
+      this.rearm();
+    });
+  }
+
+  private alarmAt = Infinity;
+  private alarmGeneration = 0;
+  /** Alarm events that ran (the simulated wake-ups). */
+  wakeups = 0;
+
+  /** Arms the alarm at the core's next deadline if that is earlier than the armed one. */
+  rearm(): void {
+    if (!this.alive) return;
+    const now = this.sim.clock.now;
+    const at = Math.max(this.core.nextDeadline(), now);
+    this.checkDeadlines(now);
+    if (at >= this.alarmAt) return;
+    this.alarmAt = at;
+    const generation = ++this.alarmGeneration;
+    if (at === Infinity) return;
+    this.sim.clock.at(at, () => {
+      if (!this.alive || generation !== this.alarmGeneration) return; // superseded by an earlier one
+      this.alarmAt = Infinity;
+      this.wakeups++;
+      this.core.onAlarm();
+      this.rearm();
+    });
+  }
+
+  /** A link whose cached deadline is later than a fresh one would be serviced late: a timer bug. */
+  private checkDeadlines(now: number): void {
+    const peers = this.core.peers;
+    const slack = protocolParams.timerGranularityMs + 1e-6;
+    for (const e of peers.links.values()) {
+      if (peers.dirty.has(e.link)) continue; // the pending end-of-turn flush sees to it
+      const fresh = peers.deadlineOf(e);
+      if (e.deadline > Math.max(fresh, now) + slack)
+        this.sim.fail(
+          `missed timer at ${this.member}: link to ${e.link.peer.id} due at ${fresh.toFixed(3)}, armed for ${e.deadline.toFixed(3)}`,
+        );
     }
   }
 
   startTimers(): void {
-    const tick = (): void => {
-      if (!this.alive) return;
-      this.core.tick();
-      this.sim.clock.after(protocolParams.tickMs, tick);
-    };
+    this.rearm();
     const sweep = (): void => {
       if (!this.alive) return;
       this.core.sweep();
+      this.rearm();
       this.sim.clock.after(1000, sweep);
     };
-    this.sim.clock.after(protocolParams.tickMs, tick);
     this.sim.clock.after(1000, sweep);
   }
 }
@@ -290,7 +348,7 @@ class Network {
       const copy = Buffer.from(bytes);
       this.clock.after(d, () => {
         const n = this.nodes.get(to);
-        if (n?.alive) n.core.onFrame(copy);
+        if (n?.alive) n.receive(copy);
       });
     }
   }
@@ -356,7 +414,7 @@ class Etcd {
     for (const n of this.sim.liveNodes()) {
       // Watches arrive a little later, at each node on its own schedule.
       this.sim.clock.after(5 + this.sim.rng() * 50, () => {
-        if (n.alive) n.core.peers.applyMembers(list, this.sim.clock.now);
+        if (n.alive) n.applyMembers(list);
       });
     }
   }
@@ -478,10 +536,7 @@ export class Simulation {
     this.etcd.register(n);
     // As the coordinator does: the mesh's clusters from the epoch keys, then the members.
     n.core.peers.applyClusters([...this.etcd.epochs.keys()].map((m) => m.split('/')[0]));
-    n.core.peers.applyMembers(
-      [...this.etcd.records.values()].map(({ expires: _e, owner: _o, ...r }) => r),
-      this.clock.now,
-    );
+    n.applyMembers([...this.etcd.records.values()].map(({ expires: _e, owner: _o, ...r }) => r));
     n.startTimers();
     const keep = (): void => {
       if (!n.alive) return;
@@ -515,7 +570,7 @@ export class Simulation {
     // As in production, a replicator takes traffic only once it has read the membership (the coordinator
     // reads it before the ingress sockets are bound): the cold start applies the whole initial membership.
     const initial = [...this.etcd.records.values()].map(({ expires: _e, owner: _o, ...r }) => r);
-    for (const n of this.nodes) n.core.peers.applyMembers(initial, 0);
+    for (const n of this.nodes) n.applyMembers(initial);
     const expireLoop = (): void => {
       this.etcd.expire();
       this.clock.after(250, expireLoop);

@@ -63,8 +63,8 @@ function mesh(refuse = false) {
     for (let i = 0; i < 20 && wire.length > 0; i++) {
       for (const m of wire.splice(0)) (m.to === 'gcp/b' ? b : a).core.onFrame(m.bytes);
       clock.now += 1;
-      a.core.tick();
-      b.core.tick();
+      a.core.onAlarm();
+      b.core.onAlarm();
     }
   };
   return { a, b, pump };

@@ -83,7 +83,7 @@ function mesh(o: { legacyLinkKeys?: boolean } = {}) {
     for (let i = 0; i < 30; i++) {
       for (const m of wire.splice(0)) sides.get(m.to)?.core.onFrame(m.bytes);
       clock.now += 1;
-      for (const s of sides.values()) s.core.tick();
+      for (const s of sides.values()) s.core.onAlarm();
     }
   };
   return { side, record, pump, wire, clock, sides };

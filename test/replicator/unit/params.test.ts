@@ -14,7 +14,7 @@ describe('protocol/params', () => {
   });
 
   it('timers are ordered: tick < ack delay <= min RTO <= initial RTT <= max RTO; pings well inside down detection', () => {
-    assert.ok(p.tickMs > 0 && p.tickMs <= p.ackDelayMs);
+    assert.ok(p.timerGranularityMs > 0 && p.timerGranularityMs <= p.ackDelayMs);
     assert.ok(p.ackDelayMs < p.minRtoMs, 'an ACK delay at or above the min RTO causes spurious retransmits');
     assert.ok(p.minRtoMs <= p.initialRttMs && p.initialRttMs <= p.maxRtoMs);
     assert.ok(

@@ -54,10 +54,11 @@ function harness(instances = ['a', 'b']) {
     pings.set(`gcp/${id}`, []);
   };
   const advance = (ms: number, answer: string[] = []): void => {
-    for (let t = 0; t < ms; t += protocolParams.tickMs) {
-      clock.now += protocolParams.tickMs;
+    // Every granularity step, as if the alarm fired then (service runs only what is due).
+    for (let t = 0; t < ms; t += protocolParams.timerGranularityMs) {
+      clock.now += protocolParams.timerGranularityMs;
       for (const id of answer) hear(id);
-      set.tick(clock.now);
+      set.service(clock.now);
       set.flushDirty(clock.now);
     }
   };

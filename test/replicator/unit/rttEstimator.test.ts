@@ -5,7 +5,7 @@ import { protocolParams } from '../../../replicator/protocol/params.ts';
 import { RttEstimator } from '../../../replicator/protocol/rttEstimator.ts';
 import { fuzz, fuzzTimeout } from './fuzzRuns.ts';
 
-const params = { initialRttMs: 100, minRtoMs: 15, maxRtoMs: 2000, tickMs: 2 } as const;
+const params = { initialRttMs: 100, minRtoMs: 15, maxRtoMs: 2000, timerGranularityMs: 2 } as const;
 
 describe('protocol/rttEstimator', function () {
   this.timeout(fuzzTimeout(60_000));
