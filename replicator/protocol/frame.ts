@@ -140,9 +140,11 @@ export function dataHeaderBytes(sender: string, receiver: string): number {
   return headerBytes(sender, receiver) + 8;
 }
 
-function checkName(name: string, what: string): void {
-  const n = utf8Of(name).length;
-  if (n === 0 || n > MAX_NAME_BYTES) throw new RangeError(`${what} name must be 1-${MAX_NAME_BYTES} bytes`);
+function checkName(name: string, what: string): Buffer {
+  const b = utf8Of(name);
+  if (b.length === 0 || b.length > MAX_NAME_BYTES)
+    throw new RangeError(`${what} name must be 1-${MAX_NAME_BYTES} bytes`);
+  return b;
 }
 
 function checkU48(v: number, what: string): void {
@@ -158,15 +160,21 @@ function readU48(buf: Buffer, o: number): number {
   return buf.readUInt16BE(o) * 0x100000000 + buf.readUInt32BE(o + 2);
 }
 
+/** The name bytes checkHeader found, for the writeHeader that follows it in the same encoder. */
+let senderBytes: Buffer = Buffer.alloc(0);
+let receiverBytes: Buffer = Buffer.alloc(0);
+
 function writeHeader(buf: Buffer, type: FrameTypeCode, h: FrameHeader, flags = 0): number {
   buf.writeUInt16BE(MAGIC, 0);
   buf.writeUInt8(FRAME_VERSION, 2);
   buf.writeUInt8(type, 3);
   buf.writeUInt8(flags, 4);
-  const n = utf8Of(h.sender).copy(buf, 6);
+  const n = senderBytes.length;
+  buf.set(senderBytes, 6); // TypedArray set: a plain copy, cheaper than Buffer#copy for a few bytes
   buf.writeUInt8(n, 5);
   let o = 6 + n;
-  const m = utf8Of(h.receiver).copy(buf, o + 1);
+  const m = receiverBytes.length;
+  buf.set(receiverBytes, o + 1);
   buf.writeUInt8(m, o);
   o += 1 + m;
   buf.writeUInt32BE(h.senderEpoch >>> 0, o);
@@ -175,10 +183,12 @@ function writeHeader(buf: Buffer, type: FrameTypeCode, h: FrameHeader, flags = 0
   return o + 14;
 }
 
-function checkHeader(h: FrameHeader): void {
-  checkName(h.sender, 'sender');
-  checkName(h.receiver, 'receiver');
+/** Checks the header fields and returns the header's size in bytes. */
+function checkHeader(h: FrameHeader): number {
+  senderBytes = checkName(h.sender, 'sender');
+  receiverBytes = checkName(h.receiver, 'receiver');
   checkU48(h.packet, 'packet number');
+  return 21 + senderBytes.length + receiverBytes.length;
 }
 
 /** Encodes a DATA frame; the caller keeps it under maxFrameBytes (see dataHeaderBytes, RECORD_HEADER_BYTES). */
@@ -188,9 +198,8 @@ export function encodeData(
   records: ReadonlyArray<{ streamSeq: number; session: number; seq: number; payload: Buffer }>,
   discard = false,
 ): Buffer {
-  checkHeader(h);
+  let size = checkHeader(h) + 8;
   checkU48(lowWater, 'low-water mark');
-  let size = dataHeaderBytes(h.sender, h.receiver);
   for (const r of records) size += RECORD_HEADER_BYTES + r.payload.length;
   const buf = Buffer.allocUnsafe(size);
   let o = writeHeader(buf, FrameType.Data, h, discard ? DISCARD_FLAG : 0);
@@ -206,7 +215,7 @@ export function encodeData(
     buf.writeUInt32BE(r.seq >>> 0, o + 14);
     buf.writeUInt16BE(r.payload.length, o + 18);
     o += RECORD_HEADER_BYTES;
-    r.payload.copy(buf, o);
+    buf.set(r.payload, o);
     o += r.payload.length;
   }
   return buf;
@@ -219,9 +228,9 @@ export function encodeAck(
   base: number,
   ranges: ReadonlyArray<readonly [number, number]>,
 ): Buffer {
-  checkHeader(h);
+  const size = checkHeader(h);
   if (ranges.length > 255) throw new RangeError('at most 255 ack ranges');
-  const buf = Buffer.allocUnsafe(headerBytes(h.sender, h.receiver) + 6 + 4 + 6 + 1 + ranges.length * 12);
+  const buf = Buffer.allocUnsafe(size + 6 + 4 + 6 + 1 + ranges.length * 12);
   let o = writeHeader(buf, FrameType.Ack, h);
   writeU48(buf, largestPacket, o);
   buf.writeUInt32BE(Math.min(0xffffffff, Math.max(0, Math.round(ackDelayUs))), o + 6);
@@ -237,8 +246,7 @@ export function encodeAck(
 }
 
 export function encodePing(h: FrameHeader, timestamp: number, lowWater: number, discard = false): Buffer {
-  checkHeader(h);
-  const buf = Buffer.allocUnsafe(headerBytes(h.sender, h.receiver) + 14);
+  const buf = Buffer.allocUnsafe(checkHeader(h) + 14);
   const o = writeHeader(buf, FrameType.Ping, h, discard ? DISCARD_FLAG : 0);
   buf.writeDoubleBE(timestamp, o);
   writeU48(buf, lowWater, o + 8);
@@ -246,8 +254,7 @@ export function encodePing(h: FrameHeader, timestamp: number, lowWater: number, 
 }
 
 export function encodePong(h: FrameHeader, timestamp: number): Buffer {
-  checkHeader(h);
-  const buf = Buffer.allocUnsafe(headerBytes(h.sender, h.receiver) + 8);
+  const buf = Buffer.allocUnsafe(checkHeader(h) + 8);
   const o = writeHeader(buf, FrameType.Pong, h);
   buf.writeDoubleBE(timestamp, o);
   return buf;
