@@ -99,7 +99,8 @@ export type DecodeErrorReason =
   | 'trailing_bytes';
 
 // Member names repeat on every frame of a link: their UTF-8 bytes (encode) and their strings (decode) are
-// cached, a handful per replicator, instead of being converted per frame (bounded: cleared when full).
+// cached (a replicator sees a few dozen at most) instead of being converted per frame (bounded: cleared
+// when full).
 const MAX_CACHED_NAMES = 256;
 const nameBytes = new Map<string, Buffer>();
 const decodedNames: Array<{ bytes: Buffer; name: string }> = [];
@@ -125,7 +126,7 @@ function nameAt(buf: Buffer, start: number, end: number): string {
     return c.name;
   }
   const name = buf.toString('utf8', start, end);
-  if (decodedNames.length >= 16) decodedNames.length = 0;
+  if (decodedNames.length >= 64) decodedNames.length = 0;
   // The key is the bytes as they were (a copy: buf is a socket buffer that may be reused).
   decodedNames.push({ bytes: Buffer.from(buf.subarray(start, end)), name });
   return name;
