@@ -192,7 +192,7 @@ export class ReplicationCore {
       this.o.drop(auth.reason === 'bad_mac' ? DropReason.BadMac : DropReason.Unauthenticated);
       return;
     }
-    const res = decodeFrame(auth.frame);
+    const res = decodeFrame(auth.frame, h);
     if (!res.ok) {
       this.o.drop(DropReason.MalformedFrame);
       return;

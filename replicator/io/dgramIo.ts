@@ -105,7 +105,12 @@ class DgramSocket implements UdpSocketIo {
     this.counters.sentDatagrams++;
     totals.sent++;
     try {
-      if (address === undefined) this.socket.send(buf, offset, length, this.sent);
+      // The whole buffer (the usual case: a reply, a frame) goes without offset/length, which would
+      // make dgram build a view of it per datagram (sliceBuffer).
+      if (offset === 0 && length === buf.length) {
+        if (address === undefined) this.socket.send(buf, this.sent);
+        else this.socket.send(buf, port, address, this.sent);
+      } else if (address === undefined) this.socket.send(buf, offset, length, this.sent);
       else this.socket.send(buf, offset, length, port, address, this.sent);
     } catch (err) {
       this.counters.sendErrors++;

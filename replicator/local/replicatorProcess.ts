@@ -21,6 +21,8 @@ export interface ReplicatorProcessOptions {
   /** Extra environment (e.g. UDPMESH_* overrides). */
   env?: Record<string, string>;
   mainPath?: string;
+  /** Working directory (default the repository): the bench runs an older tree from its own directory. */
+  cwd?: string;
 }
 
 /**
@@ -41,11 +43,12 @@ export function inheritedEnv(): NodeJS.ProcessEnv {
 export function replicatorCommand(
   configFile: string,
   mainPath: string = REPLICATOR_MAIN,
+  cwd: string = REPO_ROOT,
 ): { command: string; args: string[]; cwd: string } {
   return {
     command: process.execPath,
     args: ['--import', 'tsx', mainPath, '--config', configFile],
-    cwd: REPO_ROOT,
+    cwd,
   };
 }
 
@@ -62,6 +65,7 @@ export class ReplicatorProcess {
   private starts = 0;
   private readonly env: Record<string, string>;
   private readonly mainPath: string;
+  private readonly cwd: string | undefined;
   private readonly exitListeners: ((info: ExitInfo, expected: boolean) => void)[] = [];
   private expectingExit = false;
   /** How and when the last run ended (undefined while running or never started). */
@@ -74,6 +78,7 @@ export class ReplicatorProcess {
     this.logFile = join(opts.dir, `${opts.name}.log`);
     this.env = opts.env ?? {};
     this.mainPath = opts.mainPath ?? REPLICATOR_MAIN;
+    this.cwd = opts.cwd;
     writeFileSync(this.configFile, `${JSON.stringify(this.config, null, 2)}\n`);
   }
 
@@ -119,7 +124,7 @@ export class ReplicatorProcess {
     const fd = openSync(this.logFile, 'a');
     try {
       writeSync(fd, `--- ${this.name}: start #${this.starts} at ${new Date().toISOString()} ---\n`);
-      const cmd = replicatorCommand(this.configFile, this.mainPath);
+      const cmd = replicatorCommand(this.configFile, this.mainPath, this.cwd);
       this.child = spawn(cmd.command, cmd.args, {
         cwd: cmd.cwd,
         detached: true,

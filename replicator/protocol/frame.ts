@@ -98,8 +98,42 @@ export type DecodeErrorReason =
   | 'bad_range'
   | 'trailing_bytes';
 
+// Member names repeat on every frame of a link: their UTF-8 bytes (encode) and their strings (decode) are
+// cached (a replicator sees a few dozen at most) instead of being converted per frame (bounded: cleared
+// when full).
+const MAX_CACHED_NAMES = 256;
+const nameBytes = new Map<string, Buffer>();
+const decodedNames: Array<{ bytes: Buffer; name: string }> = [];
+
+function utf8Of(name: string): Buffer {
+  let b = nameBytes.get(name);
+  if (b === undefined) {
+    if (nameBytes.size >= MAX_CACHED_NAMES) nameBytes.clear();
+    b = Buffer.from(name, 'utf8');
+    nameBytes.set(name, b);
+  }
+  return b;
+}
+
+/** The name in buf[start, end): a cached string when those bytes were seen before. */
+function nameAt(buf: Buffer, start: number, end: number): string {
+  const n = end - start;
+  outer: for (let i = 0; i < decodedNames.length; i++) {
+    const c = decodedNames[i];
+    const b = c.bytes;
+    if (b.length !== n) continue;
+    for (let j = 0; j < n; j++) if (b[j] !== buf[start + j]) continue outer;
+    return c.name;
+  }
+  const name = buf.toString('utf8', start, end);
+  if (decodedNames.length >= 64) decodedNames.length = 0;
+  // The key is the bytes as they were (a copy: buf is a socket buffer that may be reused).
+  decodedNames.push({ bytes: Buffer.from(buf.subarray(start, end)), name });
+  return name;
+}
+
 export function headerBytes(sender: string, receiver: string): number {
-  return 21 + Buffer.byteLength(sender) + Buffer.byteLength(receiver);
+  return 21 + utf8Of(sender).length + utf8Of(receiver).length;
 }
 
 /** Bytes a DATA frame header takes before its records. */
@@ -107,9 +141,11 @@ export function dataHeaderBytes(sender: string, receiver: string): number {
   return headerBytes(sender, receiver) + 8;
 }
 
-function checkName(name: string, what: string): void {
-  const n = Buffer.byteLength(name);
-  if (n === 0 || n > MAX_NAME_BYTES) throw new RangeError(`${what} name must be 1-${MAX_NAME_BYTES} bytes`);
+function checkName(name: string, what: string): Buffer {
+  const b = utf8Of(name);
+  if (b.length === 0 || b.length > MAX_NAME_BYTES)
+    throw new RangeError(`${what} name must be 1-${MAX_NAME_BYTES} bytes`);
+  return b;
 }
 
 function checkU48(v: number, what: string): void {
@@ -125,15 +161,21 @@ function readU48(buf: Buffer, o: number): number {
   return buf.readUInt16BE(o) * 0x100000000 + buf.readUInt32BE(o + 2);
 }
 
+/** The name bytes checkHeader found, for the writeHeader that follows it in the same encoder. */
+let senderBytes: Buffer = Buffer.alloc(0);
+let receiverBytes: Buffer = Buffer.alloc(0);
+
 function writeHeader(buf: Buffer, type: FrameTypeCode, h: FrameHeader, flags = 0): number {
   buf.writeUInt16BE(MAGIC, 0);
   buf.writeUInt8(FRAME_VERSION, 2);
   buf.writeUInt8(type, 3);
   buf.writeUInt8(flags, 4);
-  const n = buf.write(h.sender, 6, 'utf8');
+  const n = senderBytes.length;
+  buf.set(senderBytes, 6); // TypedArray set: a plain copy, cheaper than Buffer#copy for a few bytes
   buf.writeUInt8(n, 5);
   let o = 6 + n;
-  const m = buf.write(h.receiver, o + 1, 'utf8');
+  const m = receiverBytes.length;
+  buf.set(receiverBytes, o + 1);
   buf.writeUInt8(m, o);
   o += 1 + m;
   buf.writeUInt32BE(h.senderEpoch >>> 0, o);
@@ -142,10 +184,12 @@ function writeHeader(buf: Buffer, type: FrameTypeCode, h: FrameHeader, flags = 0
   return o + 14;
 }
 
-function checkHeader(h: FrameHeader): void {
-  checkName(h.sender, 'sender');
-  checkName(h.receiver, 'receiver');
+/** Checks the header fields and returns the header's size in bytes. */
+function checkHeader(h: FrameHeader): number {
+  senderBytes = checkName(h.sender, 'sender');
+  receiverBytes = checkName(h.receiver, 'receiver');
   checkU48(h.packet, 'packet number');
+  return 21 + senderBytes.length + receiverBytes.length;
 }
 
 /** Encodes a DATA frame; the caller keeps it under maxFrameBytes (see dataHeaderBytes, RECORD_HEADER_BYTES). */
@@ -155,9 +199,8 @@ export function encodeData(
   records: ReadonlyArray<{ streamSeq: number; session: number; seq: number; payload: Buffer }>,
   discard = false,
 ): Buffer {
-  checkHeader(h);
+  let size = checkHeader(h) + 8;
   checkU48(lowWater, 'low-water mark');
-  let size = dataHeaderBytes(h.sender, h.receiver);
   for (const r of records) size += RECORD_HEADER_BYTES + r.payload.length;
   const buf = Buffer.allocUnsafe(size);
   let o = writeHeader(buf, FrameType.Data, h, discard ? DISCARD_FLAG : 0);
@@ -173,7 +216,7 @@ export function encodeData(
     buf.writeUInt32BE(r.seq >>> 0, o + 14);
     buf.writeUInt16BE(r.payload.length, o + 18);
     o += RECORD_HEADER_BYTES;
-    r.payload.copy(buf, o);
+    buf.set(r.payload, o);
     o += r.payload.length;
   }
   return buf;
@@ -186,9 +229,9 @@ export function encodeAck(
   base: number,
   ranges: ReadonlyArray<readonly [number, number]>,
 ): Buffer {
-  checkHeader(h);
+  const size = checkHeader(h);
   if (ranges.length > 255) throw new RangeError('at most 255 ack ranges');
-  const buf = Buffer.allocUnsafe(headerBytes(h.sender, h.receiver) + 6 + 4 + 6 + 1 + ranges.length * 12);
+  const buf = Buffer.allocUnsafe(size + 6 + 4 + 6 + 1 + ranges.length * 12);
   let o = writeHeader(buf, FrameType.Ack, h);
   writeU48(buf, largestPacket, o);
   buf.writeUInt32BE(Math.min(0xffffffff, Math.max(0, Math.round(ackDelayUs))), o + 6);
@@ -204,8 +247,7 @@ export function encodeAck(
 }
 
 export function encodePing(h: FrameHeader, timestamp: number, lowWater: number, discard = false): Buffer {
-  checkHeader(h);
-  const buf = Buffer.allocUnsafe(headerBytes(h.sender, h.receiver) + 14);
+  const buf = Buffer.allocUnsafe(checkHeader(h) + 14);
   const o = writeHeader(buf, FrameType.Ping, h, discard ? DISCARD_FLAG : 0);
   buf.writeDoubleBE(timestamp, o);
   writeU48(buf, lowWater, o + 8);
@@ -213,8 +255,7 @@ export function encodePing(h: FrameHeader, timestamp: number, lowWater: number, 
 }
 
 export function encodePong(h: FrameHeader, timestamp: number): Buffer {
-  checkHeader(h);
-  const buf = Buffer.allocUnsafe(headerBytes(h.sender, h.receiver) + 8);
+  const buf = Buffer.allocUnsafe(checkHeader(h) + 8);
   const o = writeHeader(buf, FrameType.Pong, h);
   buf.writeDoubleBE(timestamp, o);
   return buf;
@@ -232,8 +273,8 @@ export function peekHeader(buf: Buffer): (FrameHeader & { type: number; bodyAt: 
   if (buf.length < eo + 14) return undefined;
   return {
     type: buf.readUInt8(3),
-    sender: buf.toString('utf8', 6, ro),
-    receiver: buf.toString('utf8', ro + 1, eo),
+    sender: nameAt(buf, 6, ro),
+    receiver: nameAt(buf, ro + 1, eo),
     senderEpoch: buf.readUInt32BE(eo),
     receiverEpoch: buf.readUInt32BE(eo + 4),
     packet: readU48(buf, eo + 8),
@@ -241,8 +282,12 @@ export function peekHeader(buf: Buffer): (FrameHeader & { type: number; bodyAt: 
   };
 }
 
-/** Decodes one datagram. Payloads are views into `buf` (no copy): keep `buf` alive while they are used. */
-export function decodeFrame(buf: Buffer): DecodeResult {
+/**
+ * Decodes one datagram. Payloads are views into `buf` (no copy): keep `buf` alive while they are used.
+ * `peeked` is peekHeader's result for the same header bytes when the caller has it already (the
+ * replication core reads the header first to route the frame): it is not parsed twice.
+ */
+export function decodeFrame(buf: Buffer, peeked?: ReturnType<typeof peekHeader>): DecodeResult {
   if (buf.length < MIN_HEADER_BYTES) return { ok: false, reason: 'truncated' };
   if (buf.readUInt16BE(0) !== MAGIC) return { ok: false, reason: 'bad_magic' };
   if (buf.readUInt8(2) !== FRAME_VERSION) return { ok: false, reason: 'bad_version' };
@@ -251,16 +296,9 @@ export function decodeFrame(buf: Buffer): DecodeResult {
   if (buf.length < 7 + senderLen) return { ok: false, reason: 'truncated' };
   const receiverLen = buf.readUInt8(6 + senderLen);
   if (receiverLen === 0 || receiverLen > MAX_NAME_BYTES) return { ok: false, reason: 'bad_sender' };
-  const h = peekHeader(buf);
-  if (!h) return { ok: false, reason: 'truncated' };
-  const { type, bodyAt } = h;
-  const header: FrameHeader = {
-    sender: h.sender,
-    receiver: h.receiver,
-    senderEpoch: h.senderEpoch,
-    receiverEpoch: h.receiverEpoch,
-    packet: h.packet,
-  };
+  const h = peeked ?? peekHeader(buf);
+  if (!h || buf.length < h.bodyAt) return { ok: false, reason: 'truncated' };
+  const { type, bodyAt, sender, receiver, senderEpoch, receiverEpoch, packet } = h;
   let o = bodyAt;
   const discard = (buf.readUInt8(4) & DISCARD_FLAG) !== 0;
   switch (type) {
@@ -286,7 +324,16 @@ export function decodeFrame(buf: Buffer): DecodeResult {
         o += len;
       }
       if (o !== buf.length) return { ok: false, reason: 'trailing_bytes' };
-      const frame: DataFrame = { type: FrameType.Data, ...header, lowWater, records };
+      const frame: DataFrame = {
+        type: FrameType.Data,
+        sender,
+        receiver,
+        senderEpoch,
+        receiverEpoch,
+        packet,
+        lowWater,
+        records,
+      };
       if (discard) frame.discard = true;
       return { ok: true, frame };
     }
@@ -312,7 +359,18 @@ export function decodeFrame(buf: Buffer): DecodeResult {
       }
       return {
         ok: true,
-        frame: { type: FrameType.Ack, ...header, largestPacket, ackDelayUs, base, ranges },
+        frame: {
+          type: FrameType.Ack,
+          sender,
+          receiver,
+          senderEpoch,
+          receiverEpoch,
+          packet,
+          largestPacket,
+          ackDelayUs,
+          base,
+          ranges,
+        },
       };
     }
     case FrameType.Ping: {
@@ -320,7 +378,16 @@ export function decodeFrame(buf: Buffer): DecodeResult {
         return { ok: false, reason: buf.length < o + 14 ? 'truncated' : 'trailing_bytes' };
       const timestamp = buf.readDoubleBE(o);
       if (!Number.isFinite(timestamp)) return { ok: false, reason: 'bad_length' };
-      const frame: PingFrame = { type, ...header, timestamp, lowWater: readU48(buf, o + 8) };
+      const frame: PingFrame = {
+        type,
+        sender,
+        receiver,
+        senderEpoch,
+        receiverEpoch,
+        packet,
+        timestamp,
+        lowWater: readU48(buf, o + 8),
+      };
       if (discard) frame.discard = true;
       return { ok: true, frame };
     }
@@ -329,7 +396,10 @@ export function decodeFrame(buf: Buffer): DecodeResult {
         return { ok: false, reason: buf.length < o + 8 ? 'truncated' : 'trailing_bytes' };
       const timestamp = buf.readDoubleBE(o);
       if (!Number.isFinite(timestamp)) return { ok: false, reason: 'bad_length' };
-      return { ok: true, frame: { type, ...header, timestamp } };
+      return {
+        ok: true,
+        frame: { type, sender, receiver, senderEpoch, receiverEpoch, packet, timestamp },
+      };
     }
     default:
       return { ok: false, reason: 'bad_type' };

@@ -10,6 +10,7 @@
 // datagrams, heap, RSS and datagrams per syscall come from its /metrics around the open-loop step.
 import { scrapeMetrics, sumOf, type Sample } from '../../replicator/local/promText.ts';
 import type { Percentiles } from './hist.ts';
+import type { BaselineTree } from './baselineRef.ts';
 import { rateLabel, type Lifecycle } from './lifecycle.ts';
 import { ensureRelayTools, startNginx, startNodeRelay, startSocat, type RelayTools } from './relays.ts';
 import { runStep, type StepResult } from './steps.ts';
@@ -24,7 +25,18 @@ export interface PeersOptions {
   paths: Mode[];
   /** Only the rows whose system name contains one of these (e.g. ["udpmesh"]); default all. */
   systems?: string[];
+  /**
+   * --baseline-ref: the replicator of an earlier commit as one more udpmesh row on both paths (with
+   * io: dgram, or its only I/O if it predates the io setting); or why it could not be prepared.
+   */
+  baseline?: { ref: string; tree: BaselineTree } | { ref: string; skipped: string };
+  /** Extra environment for the replicators (--cpu-prof). */
+  env?: Record<string, string>;
 }
+
+/** The peers row name of the --baseline-ref system. */
+export const baselineSystem = (ref: string, path: Mode): string =>
+  `udpmesh @ ${ref} dgram${path === 'reply' ? ' (replication on)' : ''}`;
 
 /**
  * The udpmesh ingress process over the open-loop step, from its /metrics (prom-client's default GC
@@ -200,12 +212,35 @@ export async function runPeers(sh: Shared, o: PeersOptions, lc: Lifecycle): Prom
     }
   };
 
+  const env = o.env;
+  const baselineRow = async (path: Mode): Promise<void> => {
+    const b = o.baseline;
+    if (!b) return;
+    const system = baselineSystem('tree' in b ? b.tree.short : b.ref, path);
+    if ('skipped' in b) {
+      if (!o.systems || o.systems.some((x) => system.includes(x)))
+        rows.push(skippedRow(path, system, `SKIPPED: ${b.skipped}`, o.pacedRate));
+      return;
+    }
+    const tree = b.tree;
+    await measure(path, system, () =>
+      startUdpmesh(sh, {
+        mode: path,
+        mesh: `bench-peers-${path}-base-${tree.short}`,
+        ...(tree.hasIo ? { io: 'dgram' as const } : {}),
+        tree,
+        env,
+      }),
+    );
+  };
+
   if (o.paths.includes('reply')) {
     await sh.setEcho(true);
     for (const io of ['batched', 'dgram'] as const)
       await measure('reply', `udpmesh ${io} (replication on)`, () =>
-        startUdpmesh(sh, { mode: 'reply', mesh: `bench-peers-reply-${io}`, io }),
+        startUdpmesh(sh, { mode: 'reply', mesh: `bench-peers-reply-${io}`, io, env }),
       );
+    await baselineRow('reply');
     await measure('reply', 'node relay', () => startNodeRelay(sh));
     const ng = tools.nginx;
     if ('bin' in ng) await measure('reply', `nginx ${ng.version} (1 worker)`, () => startNginx(sh, ng));
@@ -218,8 +253,9 @@ export async function runPeers(sh: Shared, o: PeersOptions, lc: Lifecycle): Prom
     await sh.setEcho(false);
     for (const io of ['batched', 'dgram'] as const)
       await measure('oneway', `udpmesh ${io}`, () =>
-        startUdpmesh(sh, { mode: 'oneway', mesh: `bench-peers-oneway-${io}`, io }),
+        startUdpmesh(sh, { mode: 'oneway', mesh: `bench-peers-oneway-${io}`, io, env }),
       );
+    await baselineRow('oneway');
     await measure('oneway', 'node fan-out', () => startBaseline(sh, 'oneway'));
   }
   return { tools, rows };

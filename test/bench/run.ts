@@ -15,6 +15,8 @@
 //   --out bench-results  where the JSON goes
 //   --cpu-prof           V8 CPU profiles of the replicators (written on exit to <out>/profiles-<time>/)
 //   --wait-idle 600      first wait up to this many seconds for the host to be mostly idle (shared machines)
+//   --baseline-ref fddffe6  also run that commit's replicator in the peers part (baselineRef.ts): "per core
+//                        no worse than before the change" judged side by side in one run
 // rates: steps alternate udpmesh / baseline at each rate so that load from elsewhere on the host hits both.
 // peers (peers.ts): nginx, socat, a Node relay and udpmesh side by side; scaling (scaling.ts): workers 1
 // vs 2; sessions (sessions.ts): concurrent sessions held by one replicator.
@@ -24,7 +26,8 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { rateLabel, type Lifecycle } from './lifecycle.ts';
 import { round1, type ReplicatorCounters } from './measure.ts';
-import { runPeers, type PeersDoc } from './peers.ts';
+import { prepareBaseline } from './baselineRef.ts';
+import { baselineSystem, runPeers, type PeersDoc, type PeersOptions } from './peers.ts';
 import { REPO_ROOT, sleep } from './procs.ts';
 import { renderText, writeJson, type BenchDoc, type SessionsResultDoc, type Summary } from './report.ts';
 import { runScaling, type ScalingDoc } from './scaling.ts';
@@ -36,7 +39,8 @@ import { Shared, startBaseline, startUdpmesh, type Mode, type SystemUnderTest } 
 const USAGE = `usage: npm run bench -- [--quick] [--only rates,peers,scaling,sessions,startup] [--peers-systems udpmesh,nginx] [--rates 5k,10k,20k,40k,max] [--duration 5]
                        [--sessions 64] [--payload 64] [--modes oneway,reply] [--session-count N]
                        [--sessions-oneway 1000000] [--sessions-reply 50000] [--held-rate 10k] [--peers-rate 5k]
-                       [--scaling-workers 1,2] [--scaling-sessions 256] [--out bench-results] [--cpu-prof] [--wait-idle 600]`;
+                       [--scaling-workers 1,2] [--scaling-sessions 256] [--out bench-results] [--cpu-prof] [--wait-idle 600]
+                       [--baseline-ref <git ref>]`;
 const PARTS = ['rates', 'peers', 'scaling', 'sessions', 'startup'] as const;
 type Part = (typeof PARTS)[number];
 
@@ -77,6 +81,7 @@ const { values } = parseArgs({
     only: { type: 'string' },
     'cpu-prof': { type: 'boolean', default: false },
     'wait-idle': { type: 'string' },
+    'baseline-ref': { type: 'string' },
     out: { type: 'string' },
     help: { type: 'boolean', short: 'h', default: false },
   },
@@ -133,6 +138,7 @@ const opts = {
   out: values.out ?? join(REPO_ROOT, 'bench-results'),
   cpuProf: values['cpu-prof'] ?? false,
   waitIdleSeconds: positive('--wait-idle', values['wait-idle'], 0, 3600, true),
+  baselineRef: values['baseline-ref'],
 };
 for (const r of [opts.heldRate, opts.peersRate])
   if (r === 0) throw new Error('--held-rate / --peers-rate: a paced rate, not max');
@@ -218,6 +224,17 @@ async function waitIdle(seconds: number): Promise<void> {
 }
 
 async function main(): Promise<void> {
+  // Before anything is measured: exporting the ref and its npm ci (first time only) would load the host.
+  let baseline: PeersOptions['baseline'];
+  if (opts.baselineRef !== undefined && opts.parts.includes('peers')) {
+    try {
+      baseline = { ref: opts.baselineRef, tree: prepareBaseline(opts.baselineRef, log) };
+    } catch (err) {
+      const why = err instanceof Error ? err.message : String(err);
+      log(`--baseline-ref ${opts.baselineRef}: ${why}`);
+      baseline = { ref: opts.baselineRef, skipped: why };
+    }
+  }
   if (opts.waitIdleSeconds > 0) await waitIdle(opts.waitIdleSeconds);
   const startedAt = new Date().toISOString();
   const profDir = opts.cpuProf ? join(opts.out, `profiles-${startedAt.replace(/[:.]/g, '-')}`) : undefined;
@@ -370,6 +387,8 @@ async function main(): Promise<void> {
         pacedRate: opts.peersRate,
         paths: (['reply', 'oneway'] as const).filter((m) => opts.modes.includes(m)),
         systems: opts.peersSystems,
+        baseline,
+        env,
       },
       lifecycle,
     );
@@ -535,6 +554,24 @@ async function main(): Promise<void> {
           ? null
           : um.perCore >= nginx.perCore,
     });
+  }
+  if (peers && baseline) {
+    // Issue 10: "throughput per core no worse than before the change", same run, same host load.
+    const name = baselineSystem('tree' in baseline ? baseline.tree.short : baseline.ref, 'reply');
+    const base = peers.rows.find((r) => r.path === 'reply' && r.system === name);
+    for (const io of ['dgram', 'batched']) {
+      const cur = peers.rows.find((r) => r.path === 'reply' && r.system === `udpmesh ${io} (replication on)`);
+      if (!cur) continue;
+      const ratio = cur.perCore && base?.perCore ? cur.perCore / base.perCore : null;
+      targets.push({
+        name: `reply-relay throughput per core, ${io} vs ${name.replace(' (replication on)', '')} (ingress process)`,
+        target: '>= 0.95x (5% run-to-run noise)',
+        value: base?.skipped
+          ? `baseline ${base.skipped}`
+          : `${cur.perCore ?? '-'}/s vs ${base?.perCore ?? '-'}/s per core (${ratio?.toFixed(2) ?? '-'}x; all 3 replicators ${cur.perCoreSystem ?? '-'}/s vs ${base?.perCoreSystem ?? '-'}/s per core; paced ${cur.perCorePaced ?? '-'}/s vs ${base?.perCorePaced ?? '-'}/s per core; absolute ${cur.maxPerSec ?? '-'}/s vs ${base?.maxPerSec ?? '-'}/s)`,
+        pass: ratio === null ? null : ratio >= 0.95,
+      });
+    }
   }
   if (peers) {
     const fan = (io: string): number | null =>

@@ -8,6 +8,7 @@ import { freePorts } from '../../replicator/local/freePort.ts';
 import { scrapeMetrics, sumOf } from '../../replicator/local/promText.ts';
 import { ReplicatorProcess } from '../../replicator/local/replicatorProcess.ts';
 import type { ReplicatorConfigInput } from '../../replicator/config/schema.ts';
+import { adaptConfig, type BaselineTree } from './baselineRef.ts';
 import { scrapeCounters, type ProcRef, type ReplicatorCounters } from './measure.ts';
 import { freePortRun } from './ports.ts';
 import { benchFile, NodeChild, REPO_ROOT, until } from './procs.ts';
@@ -129,6 +130,8 @@ export interface UdpmeshOptions {
   workers?: Partial<Record<Cluster, number>>;
   /** Socket I/O of every replicator (config `io`); default the config's (auto). */
   io?: 'batched' | 'dgram';
+  /** Run the replicators of this earlier tree (--baseline-ref) instead of the current one. */
+  tree?: BaselineTree;
 }
 
 export async function startUdpmesh(shared: Shared, o: UdpmeshOptions): Promise<SystemUnderTest> {
@@ -136,7 +139,7 @@ export async function startUdpmesh(shared: Shared, o: UdpmeshOptions): Promise<S
   const ports = await freePorts(CLUSTERS.length * 2, HOST);
   const replicationPorts: number[] = [];
   for (const c of CLUSTERS) replicationPorts.push(await freePortRun(workersOf(c), HOST));
-  const reps = CLUSTERS.map((cluster, i) => {
+  const configs = CLUSTERS.map((cluster, i) => {
     const config: ReplicatorConfigInput = {
       cluster,
       instance: cluster,
@@ -157,14 +160,22 @@ export async function startUdpmesh(shared: Shared, o: UdpmeshOptions): Promise<S
       log: { level: 'warn' },
       drain: { deadlineMs: 2000 },
     };
-    return new ReplicatorProcess({
-      name: `${o.mesh}-${cluster}`,
-      config,
-      dir: shared.dir,
-      env: o.env,
-      mainPath: REPLICATOR_MAIN_SPELLED,
-    });
+    return config;
   });
+  // An older tree's schema may not know every key set above: drop those (baselineRef.ts).
+  const tree = o.tree;
+  const adapted = tree ? await Promise.all(configs.map((c) => adaptConfig(tree, c))) : configs;
+  const reps = CLUSTERS.map(
+    (cluster, i) =>
+      new ReplicatorProcess({
+        name: `${o.mesh}-${cluster}`,
+        config: adapted[i]!,
+        dir: shared.dir,
+        env: o.env,
+        mainPath: tree ? tree.mainPath : REPLICATOR_MAIN_SPELLED,
+        ...(tree ? { cwd: tree.root } : {}),
+      }),
+  );
   let stopping = false;
   const exits = new Map<string, string>();
   for (const r of reps) {

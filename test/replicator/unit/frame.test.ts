@@ -20,6 +20,7 @@ import {
   encodePong,
   headerBytes,
   MAX_SEQ,
+  peekHeader,
   type AckFrame,
   type DataFrame,
   type DecodeResult,
@@ -281,6 +282,32 @@ describe('protocol/frame codec', function () {
       assert.equal(dec(-5), 0);
       assert.equal(dec(1.6), 2);
       assert.equal(dec(2 ** 40), 0xffffffff);
+    });
+
+    it('names come from the bytes of each datagram, also when a receive buffer is reused (name caches)', () => {
+      const buf = encodePong({ ...H(), sender: 'aws/one', receiver: 'gcp/two' }, 1);
+      const first = decodeFrame(buf);
+      assert.ok(first.ok);
+      assert.equal(first.frame.sender, 'aws/one');
+      // The same buffer, overwritten in place with names of the same length (a socket's reused ring).
+      encodePong({ ...H(), sender: 'azr/one', receiver: 'gcp/owt' }, 1).copy(buf, 0);
+      const again = decodeFrame(buf);
+      assert.ok(again.ok);
+      assert.equal(again.frame.sender, 'azr/one');
+      assert.equal(again.frame.receiver, 'gcp/owt');
+      const third = decodeFrame(encodePong({ ...H(), sender: 'aws/one', receiver: 'gcp/two' }, 1));
+      assert.ok(third.ok && third.frame.sender === 'aws/one' && third.frame.receiver === 'gcp/two');
+    });
+
+    it('a header peeked on a longer datagram than the frame left (a stripped trailer) is a rejection', () => {
+      const buf = encodePong(H(), 1);
+      const h = peekHeader(buf);
+      assert.ok(h);
+      const short = buf.subarray(0, h.bodyAt - 1);
+      assert.deepEqual(decodeFrame(short, h), { ok: false, reason: 'truncated' });
+      const r = decodeFrame(buf, h);
+      assert.ok(r.ok);
+      assert.deepEqual(r, decodeFrame(buf));
     });
 
     it('DATA payloads are views into the datagram (no copy)', () => {
