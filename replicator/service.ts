@@ -38,6 +38,11 @@ import { SessionDelivery, type SessionOrigin } from './delivery/sessionDelivery.
 export { sessionHashKey };
 
 const UPSTREAM_QUEUE_LIMIT = 256;
+/**
+ * How long a drain waits at most for origins to stop sending replicated datagrams here once it left the
+ * membership (they move to another replica of this cluster; with none, they resend to a successor).
+ */
+const DRAIN_INBOUND_GRACE_MS = 3000;
 import { Admission, takeToken } from './ingress/admission.ts';
 
 export class Replicator {
@@ -791,8 +796,14 @@ export class Replicator {
     deadlineMs = this.cfg.drain.deadlineMs,
   ): Promise<{ complete: boolean; unacknowledged: number }> {
     this.draining = true;
-    const until = performance.now() + deadlineMs;
+    const start = performance.now();
+    const until = start + deadlineMs;
     this.log.info({ deadlineMs }, 'draining');
+    // Leave the membership first: origins stop choosing this replica for their sessions (they move to
+    // another replica of this cluster behind a barrier) while it still acknowledges what they sent it.
+    // Stopping at once left their last datagrams unacknowledged until the hand-over timeout (chaos: a
+    // SIGTERM stalled the replica's sessions ~5 s and some were delivered twice).
+    await this.coordinator?.leave();
     for (;;) {
       const now = performance.now();
       // Every peer counts, down ones too: their backlog is not delivered by stopping (D12); so do the
@@ -800,10 +811,22 @@ export class Replicator {
       const peers = this.core?.peers;
       const pending = peers ? peers.unacknowledged + peers.waitingForMembers + peers.heldBehindBarriers : 0;
       const quiet = now - this.lastIngressAt > 200;
-      if (pending === 0 && quiet) return { complete: true, unacknowledged: 0 };
+      // Inbound: no replicated datagram for 200 ms and every ACK sent (origins have moved on), or a
+      // bounded grace when they have nowhere else to go (a single replica: they resend to its successor).
+      const inboundQuiet =
+        now - start > DRAIN_INBOUND_GRACE_MS ||
+        (now - this.lastInboundAt() > 200 && (this.core?.ackDirty.size ?? 0) === 0);
+      if (pending === 0 && quiet && inboundQuiet) return { complete: true, unacknowledged: 0 };
       if (now >= until) return { complete: false, unacknowledged: pending };
       await new Promise((r) => setTimeout(r, 20));
     }
+  }
+
+  /** When this replicator last received a replicated datagram from any origin. */
+  private lastInboundAt(): number {
+    let last = -Infinity;
+    if (this.core) for (const e of this.core.inbound()) last = Math.max(last, e.stream.lastActivity);
+    return last;
   }
 
   async stop(): Promise<void> {

@@ -276,6 +276,16 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
   }
 
   /** Leaves the membership at once (revokes the lease) so peers stop waiting for us. */
+  /**
+   * Leaves the membership now (revokes the lease: the member record vanishes) but keeps the client and
+   * the watches: a draining replica stops being chosen for new sessions while it still answers for what
+   * it holds. Never re-registers afterwards.
+   */
+  async leave(): Promise<void> {
+    this.stopped = true;
+    if (this.lease) await withTimeout(this.lease.revoke(), 1000).catch(() => {});
+  }
+
   async stop(): Promise<void> {
     this.stopped = true;
     for (const w of this.watchers) await w.cancel().catch(() => {});

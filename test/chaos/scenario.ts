@@ -40,6 +40,8 @@ export interface ScenarioSpec {
   cooldownMs?: number;
   /** How long to wait for recovery after a heal before declaring the fault unrecovered. */
   recoveryTimeoutMs?: number;
+  /** Longest outage (injection to full recovery) a fault may cause; beyond it the scenario fails. */
+  maxOutageMs?: number;
   /** Before the load starts (e.g. add a replica); a failure here fails the scenario. */
   prepare?(run: ScenarioRun): Promise<void>;
   /** Inject the faults (use run.fault(...)); runs while the load is on. */
@@ -562,6 +564,12 @@ export class ScenarioRun {
         failures.push(
           `${w.label}: no full recovery within ${(spec.recoveryTimeoutMs ?? 60_000) / 1000} s of the heal`,
         );
+    if (spec.maxOutageMs !== undefined)
+      for (const w of this.windows)
+        if (w.outage && w.recoveredAt !== undefined && w.recoveredAt - w.injectedAt > spec.maxOutageMs)
+          failures.push(
+            `${w.label}: outage ${((w.recoveredAt - w.injectedAt) / 1000).toFixed(1)} s > ${spec.maxOutageMs / 1000} s`,
+          );
     if (this.windows.length === 0 && !faultError) failures.push('no fault was injected');
     failures.push(...this.ownFailures);
     if (spec.teardown)
