@@ -27,6 +27,20 @@ export interface AuthOptions {
 
 export const actorOf = (t: TokenInfo) => `${t.name}#${t.id}`;
 
+/**
+ * A listing across stacks (jobs, audit): a stack-limited token must filter it by one of its stacks, or it
+ * would read other stacks' entries.
+ */
+export function requireOwnStackFilter(t: TokenInfo, stack: string | undefined): void {
+  const grants = t.stacks;
+  if (grants && !(stack && grantAllows(grants, stack)))
+    throw new HttpError(
+      403,
+      'forbidden',
+      `this token is limited to the stacks ${grants.join(', ')}: pass ?stack=<one of them>`,
+    );
+}
+
 export function bearerOf(req: FastifyRequest): string | undefined {
   const header = req.headers.authorization;
   const m = typeof header === 'string' ? /^Bearer\s+(\S+)\s*$/i.exec(header) : null;

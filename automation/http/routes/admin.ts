@@ -3,8 +3,7 @@
 // stack grants reads the log of its stacks only and cannot purge (it would delete other stacks' history).
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
-import { grantAllows } from '../../auth/tokens.ts';
-import { actorOf } from '../auth.ts';
+import { actorOf, requireOwnStackFilter } from '../auth.ts';
 import { HttpError } from '../errors.ts';
 import { AuditEntry, errors, queryInt, stackName } from '../schemas.ts';
 import type { RouteContext } from './context.ts';
@@ -45,13 +44,7 @@ export function adminRoutes(ctx: RouteContext): FastifyPluginAsyncZod {
       },
       async (req) => {
         // A stack-limited token reads the log of one of its stacks at a time (as GET /v1/jobs).
-        const grants = req.token!.stacks;
-        if (grants && !(req.query.stack && grantAllows(grants, req.query.stack)))
-          throw new HttpError(
-            403,
-            'forbidden',
-            `this token is limited to the stacks ${grants.join(', ')}: pass ?stack=<one of them>`,
-          );
+        requireOwnStackFilter(req.token!, req.query.stack);
         const limit = req.query.limit ?? 100;
         const entries = store.listAudit({ ...req.query, limit });
         const last = entries.at(-1);

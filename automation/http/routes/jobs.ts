@@ -3,7 +3,7 @@
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { grantAllows, type TokenInfo } from '../../auth/tokens.ts';
-import { actorOf, bearerOf } from '../auth.ts';
+import { actorOf, bearerOf, requireOwnStackFilter } from '../auth.ts';
 import { HttpError } from '../errors.ts';
 import { renderJobLog } from '../../jobs/jobLog.ts';
 import { emptyBody, errors, Job, jobParams, JobStatus, queryInt, stackName } from '../schemas.ts';
@@ -46,13 +46,7 @@ export function jobRoutes(ctx: RouteContext): FastifyPluginAsyncZod {
         },
       },
       async (req) => {
-        const grants = req.token!.stacks;
-        if (grants && !(req.query.stack && grantAllows(grants, req.query.stack)))
-          throw new HttpError(
-            403,
-            'forbidden',
-            `this token is limited to the stacks ${grants.join(', ')}: pass ?stack=<one of them>`,
-          );
+        requireOwnStackFilter(req.token!, req.query.stack);
         const q = req.query as Parameters<typeof store.pageJobs>[0];
         const page = store.pageJobs(q);
         return {
