@@ -125,12 +125,11 @@ export class InboundStream {
       this.counters.beyondWindow++;
       return;
     }
-    if (rec.session === CONTROL_SESSION) {
-      this.receiveControl(rec, now);
-      return;
-    }
-    const cursor = this.cursors.get(rec.session);
-    const deliverable = (cursor?.live === true && rec.seq === cursor.next) || s === this.window.base;
+    // A control record is recorded like any position and handed on at once (never held, never late).
+    const control = rec.session === CONTROL_SESSION;
+    const cursor = control ? undefined : this.cursors.get(rec.session);
+    const deliverable =
+      control || (cursor?.live === true && rec.seq === cursor.next) || s === this.window.base;
     if (!deliverable && this.pending.size >= this.opts.reorderLimit) {
       // Full: refuse it unrecorded rather than give up on a gap that a retransmission is about to fill.
       // Whatever fills the gap is deliverable and never refused, so this cannot deadlock.
@@ -142,7 +141,10 @@ export class InboundStream {
     if (s > this.window.highest + 1) this.ackUrgent = true; // a gap: tell the sender early
     const b0 = this.window.base;
     this.window.mark(s);
-    if (cursor && rec.seq < cursor.next) {
+    if (control) {
+      this.counters.delivered++;
+      this.deliver(rec.session, rec.seq, rec.payload);
+    } else if (cursor && rec.seq < cursor.next) {
       this.counters.late++;
     } else if ((cursor?.live === true && rec.seq === cursor.next) || s < this.window.base) {
       this.deliverNow(rec.session, rec.seq, rec.payload, now);
@@ -151,19 +153,6 @@ export class InboundStream {
       (c.waiting ??= new Map()).set(rec.seq, s);
       this.pending.set(s, { session: rec.session, seq: rec.seq, payload: rec.payload });
     }
-    if (this.window.base > b0 && this.pending.size > 0) this.release(b0, this.window.base, now);
-  }
-
-  /** A control record: recorded like any position, handed on at once (never held, never late). */
-  private receiveControl(rec: DataRecord, now: number): void {
-    const s = rec.streamSeq;
-    this.counters.received++;
-    this.unacked++;
-    if (s > this.window.highest + 1) this.ackUrgent = true;
-    const b0 = this.window.base;
-    this.window.mark(s);
-    this.counters.delivered++;
-    this.deliver(rec.session, rec.seq, rec.payload);
     if (this.window.base > b0 && this.pending.size > 0) this.release(b0, this.window.base, now);
   }
 
