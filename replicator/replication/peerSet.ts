@@ -412,9 +412,7 @@ export class PeerSet {
         p.held = old.held;
       } else if (old.waitFor !== undefined) {
         // Back to the replica it waited for: its own link keeps the order; send what was held.
-        this.unhold(old.held);
-        for (const h of old.held ?? []) p.lastPos = link.enqueue(s.id, h.seq, h.payload);
-        this.dirty.add(link);
+        this.sendKept(s, p, old.held);
       } else if (old.lastPos >= old.link.low) {
         p.waitFor = { link: old.link, pos: old.lastPos };
         p.held = [];
@@ -433,10 +431,8 @@ export class PeerSet {
           p.held = [...list, ...(p.held ?? [])]; // still held: the bytes stay counted
           continue;
         }
-        this.unhold(list);
         this.announceOn(s, p.link);
-        for (const h of list) p.lastPos = p.link.enqueue(s.id, h.seq, h.payload);
-        this.dirty.add(p.link);
+        this.sendKept(s, p, list);
       }
     s.placements = next;
     s.placementsVersion = this.targetsVersion;
@@ -448,13 +444,8 @@ export class PeerSet {
       let waiting = false;
       for (const p of s.placements) {
         if (p.waitFor === undefined) continue;
-        if (p.waitFor.link.low > p.waitFor.pos) {
-          this.unhold(p.held);
-          for (const h of p.held ?? []) p.lastPos = p.link.enqueue(s.id, h.seq, h.payload);
-          this.dirty.add(p.link);
-          p.waitFor = undefined;
-          p.held = undefined;
-        } else waiting = true;
+        if (p.waitFor.link.low > p.waitFor.pos) this.lift(s, p);
+        else waiting = true;
       }
       if (!waiting) this.barriers.delete(s);
     }
@@ -465,14 +456,26 @@ export class PeerSet {
     if (this.sessions.get(s.id) === s) this.sessions.delete(s.id);
     if (s.waiting) this.dropWaiting(s);
     if (!this.barriers.delete(s)) return;
-    for (const p of s.placements) {
-      if (p.waitFor === undefined) continue;
-      this.unhold(p.held);
-      for (const h of p.held ?? []) p.link.enqueue(s.id, h.seq, h.payload);
-      this.dirty.add(p.link);
-      p.waitFor = undefined;
-      p.held = undefined;
-    }
+    for (const p of s.placements) if (p.waitFor !== undefined) this.lift(s, p);
+  }
+
+  /** p's barrier is settled (or its session closes): what it held goes out now. */
+  private lift(s: OriginSession, p: Placement): void {
+    this.sendKept(s, p, p.held);
+    p.waitFor = undefined;
+    p.held = undefined;
+  }
+
+  /** Datagrams of s that were kept (behind a barrier, or for a member) go to p's link now, in order. */
+  private sendKept(
+    s: OriginSession,
+    p: Placement,
+    list: Array<{ seq: number; payload: Buffer }> | undefined,
+  ): void {
+    if (!list) return;
+    this.unhold(list);
+    for (const h of list) p.lastPos = p.link.enqueue(s.id, h.seq, h.payload);
+    this.dirty.add(p.link);
   }
 
   /**
