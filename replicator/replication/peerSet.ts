@@ -248,6 +248,11 @@ export class PeerSet {
     this.rebuildTargets();
   }
 
+  /** Known clusters of the mesh without any member known now (datagrams for them wait). */
+  get clustersWithoutMembers(): readonly string[] {
+    return this.unlinked;
+  }
+
   /** The mesh's clusters as etcd knows them (its epoch keys): datagrams for one without members wait. */
   applyClusters(names: Iterable<string>): void {
     let added = false;

@@ -503,9 +503,7 @@ export class Simulation {
     }
     s.add(seq);
     this.acceptedCount++;
-    const known = new Set([...n.core.peers.links.values()].map((e) => e.link.peer.cluster));
-    for (let c = 0; c < this.o.clusters; c++)
-      if (`c${c}` !== n.cluster && !known.has(`c${c}`)) this.unroutableCount++;
+    this.unroutableCount += n.core.peers.clustersWithoutMembers.length;
   }
 
   recordDelivery(at: Node, origin: string, originEpoch: number, session: number, seq: number): void {
